@@ -1,0 +1,1 @@
+//! Image references and (from the next issue on) the registry client and layer store.

@@ -1,0 +1,1 @@
+//! Namespaces, pivot_root, exec.

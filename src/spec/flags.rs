@@ -1,0 +1,1 @@
+//! `cleat run`/`create` flags as a Spec.

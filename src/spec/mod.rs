@@ -1,0 +1,168 @@
+//! What a container is: one [`Spec`] value, whether it was declared in TOML (a file plus
+//! drop-ins) or typed as `cleat run` flags. Everything downstream (the unit translator, the
+//! runtime) reads only this type, so the two ways in cannot drift apart.
+
+pub mod flags;
+pub mod load;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use value::{Bytes, Count, Cpus, Limit, Name, Notify, Restart, RestartPolicy, Signal, Timeout};
+
+/// A container definition, validated and merged. Defaults are *not* filled in here (an unset
+/// value stays `None`) so that later stages can apply the image's defaults with Docker's
+/// precedence and so that `cleat config show` can tell set from unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Spec {
+    /// The container's name: the file name of its definition, or `--name`.
+    pub name: Name,
+    /// Where the root file system comes from.
+    pub source: Source,
+    /// Replaces the image's ENTRYPOINT. `Some(vec![])` means "no entrypoint at all".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's CMD (the arguments after the entrypoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Environment variables; they override the image's and those from `env_files`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Files of `KEY=value` lines, read at every start, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<PathBuf>,
+    /// Working directory inside the container (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `user[:group]`, by name (looked up in the container's /etc/passwd) or number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Host name inside the container's UTS namespace; defaults to the container name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// When the unit counts as started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+    /// Signal sent to the container's PID 1 on stop (systemd's `KillSignal=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<Signal>,
+    /// Time between the stop signal and SIGKILL (systemd's `TimeoutStopSec=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<Timeout>,
+    /// Time allowed for the start (systemd's `TimeoutStartSec=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<Timeout>,
+    /// systemd's `Restart=` (plus Docker's spellings, normalised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+    /// systemd's `RestartSec=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_delay: Option<Timeout>,
+    /// `MemoryMax=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Limit<Bytes>>,
+    /// `CPUQuota=`, in CPUs (1.5 = 150%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Cpus>,
+    /// `TasksMax=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<Limit<Count>>,
+    /// Other containers this one needs: each becomes `Requires=` + `After=` on its unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Name>,
+    /// Free text for the unit's `Description=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Raw systemd dependencies on arbitrary units.
+    #[serde(default, skip_serializing_if = "UnitDeps::is_empty")]
+    pub unit: UnitDeps,
+    /// What a `systemctl enable`-like autostart hooks into (declared containers only).
+    #[serde(default, skip_serializing_if = "Install::is_empty")]
+    pub install: Install,
+}
+
+/// The root file system: an image reference (resolved by the image stage) or a directory used
+/// as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Image(String),
+    Rootfs(PathBuf),
+}
+
+/// systemd unit dependencies, by unit name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UnitDeps {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_of: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+}
+
+impl UnitDeps {
+    pub fn is_empty(&self) -> bool {
+        self == &UnitDeps::default()
+    }
+}
+
+/// The `[install]` table: targets whose `.wants/` (or `.requires/`) the generator links the
+/// container's unit into.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Install {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wanted_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
+}
+
+impl Install {
+    pub fn is_empty(&self) -> bool {
+        self == &Install::default()
+    }
+}
+
+impl Spec {
+    /// A spec with only the mandatory parts; everything else unset.
+    pub fn new(name: Name, source: Source) -> Spec {
+        Spec {
+            name,
+            source,
+            entrypoint: None,
+            command: None,
+            env: BTreeMap::new(),
+            env_files: Vec::new(),
+            working_dir: None,
+            user: None,
+            hostname: None,
+            notify: None,
+            stop_signal: None,
+            stop_timeout: None,
+            start_timeout: None,
+            restart: None,
+            restart_delay: None,
+            memory: None,
+            cpus: None,
+            pids_limit: None,
+            depends_on: Vec::new(),
+            description: None,
+            unit: UnitDeps::default(),
+            install: Install::default(),
+        }
+    }
+}

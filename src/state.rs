@@ -1,0 +1,1 @@
+//! State cleat keeps between commands.

@@ -1,0 +1,1 @@
+//! Thin, documented wrappers around the few system calls rustix does not cover.

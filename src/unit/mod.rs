@@ -1,0 +1,1 @@
+//! systemd: unit properties, D-Bus client, generator.
