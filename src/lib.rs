@@ -6,10 +6,14 @@
 //! sees: the properties a spec translates to, the D-Bus client, the generator. [`state`] is
 //! the little cleat remembers between commands.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod containers;
 pub mod image;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod time;
 pub mod unit;

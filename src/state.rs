@@ -1,1 +1,320 @@
-//! State cleat keeps between commands.
+//! What cleat remembers between commands, one directory per container under
+//! `/var/lib/cleat/containers/NAME/`:
+//! - `definition.json`: an ad-hoc container's spec and creation time (its presence is what
+//!   makes a name ad-hoc);
+//! - `state.json`: how the last run ended, written by the unit's `ExecStopPost=` (both kinds),
+//!   so `cleat ps -a` can show "Exited (3) 5 minutes ago" after systemd forgot the unit.
+//!
+//! Writes are atomic (temporary file, then rename or link); creating a definition is also
+//! exclusive, so two `cleat run --name X` at once cannot both win. Nothing here is on the
+//! start path's critical section, and nothing takes a global lock.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Name, Spec};
+
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/cleat/containers";
+
+const DEFINITION: &str = "definition.json";
+const EXIT: &str = "state.json";
+
+/// An ad-hoc container's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AdhocRecord {
+    pub spec: Spec,
+    /// Microseconds since the epoch.
+    pub created_usec: u64,
+    /// `--rm`: remove the container when it stops.
+    #[serde(default)]
+    pub auto_remove: bool,
+}
+
+/// How a run ended (from systemd's `$SERVICE_RESULT`, `$EXIT_CODE`, `$EXIT_STATUS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExitRecord {
+    pub finished_usec: u64,
+    /// `success`, `exit-code`, `signal`, `timeout`, `core-dump`, ...
+    pub result: String,
+    /// `exited`, `killed` or `dumped`; empty if the process never ran.
+    pub code: String,
+    /// The exit status, or the signal name/number for `killed`/`dumped`.
+    pub status: String,
+    /// Docker's single number: the status if it exited, 128 + signal if a signal ended it.
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "the name {0:?} is already in use by an ad-hoc container; remove it with `cleat rm {0}` or choose another name"
+    )]
+    NameInUse(Name),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: corrupt state ({source}); remove the file to reset it")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn system() -> StateDir {
+        StateDir::at(SYSTEM_STATE_DIR)
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    pub fn dir(&self, name: &Name) -> PathBuf {
+        self.root.join(name.as_str())
+    }
+
+    fn ensure_dir(&self, name: &Name) -> Result<PathBuf, StateError> {
+        let dir = self.dir(name);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(dir)
+    }
+
+    /// Writes `bytes` to a fresh temporary file in `dir` and returns its path.
+    fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, StateError> {
+        for attempt in 0..100u32 {
+            let tmp = dir.join(format!(".tmp-{}-{attempt}", std::process::id()));
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+            {
+                Ok(mut f) => {
+                    f.write_all(bytes).map_err(io_err(&tmp))?;
+                    return Ok(tmp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err(&tmp)(e)),
+            }
+        }
+        Err(io_err(dir)(io::Error::other(
+            "cannot create a temporary file",
+        )))
+    }
+
+    /// Records a new ad-hoc container; fails with [`StateError::NameInUse`] if one of that
+    /// name exists (exclusive even against a concurrent `cleat run`).
+    pub fn create_adhoc(&self, record: &AdhocRecord) -> Result<(), StateError> {
+        let name = &record.spec.name;
+        let dir = self.ensure_dir(name)?;
+        let json = serde_json::to_vec_pretty(record).map_err(|source| StateError::Corrupt {
+            path: dir.clone(),
+            source,
+        })?;
+        let tmp = Self::write_temp(&dir, &json)?;
+        let target = dir.join(DEFINITION);
+        // link(2) fails if the target exists: the exclusive, atomic create.
+        let linked = fs::hard_link(&tmp, &target);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                // A previous container of this name may have left its last exit behind.
+                let _ = fs::remove_file(dir.join(EXIT));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StateError::NameInUse(name.clone()))
+            }
+            Err(e) => Err(io_err(&target)(e)),
+        }
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StateError::Corrupt {
+                        path: path.to_owned(),
+                        source,
+                    })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
+    fn write_json<T: Serialize>(
+        &self,
+        name: &Name,
+        file: &str,
+        value: &T,
+    ) -> Result<(), StateError> {
+        let dir = self.ensure_dir(name)?;
+        let path = dir.join(file);
+        let json = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        let tmp = Self::write_temp(&dir, &json)?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))
+    }
+
+    pub fn load_adhoc(&self, name: &Name) -> Result<Option<AdhocRecord>, StateError> {
+        Self::read_json(&self.dir(name).join(DEFINITION))
+    }
+
+    pub fn is_adhoc(&self, name: &Name) -> bool {
+        self.dir(name).join(DEFINITION).exists()
+    }
+
+    /// Every ad-hoc container, sorted by name.
+    pub fn list_adhoc(&self) -> Result<Vec<Name>, StateError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.root)(e)),
+        };
+        let mut names: Vec<Name> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<Name>().ok()))
+            .filter(|n| self.is_adhoc(n))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn write_exit(&self, name: &Name, record: &ExitRecord) -> Result<(), StateError> {
+        self.write_json(name, EXIT, record)
+    }
+
+    pub fn read_exit(&self, name: &Name) -> Result<Option<ExitRecord>, StateError> {
+        Self::read_json(&self.dir(name).join(EXIT))
+    }
+
+    /// Forgets a container entirely.
+    pub fn remove(&self, name: &Name) -> Result<(), StateError> {
+        let dir = self.dir(name);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&dir)(e)),
+        }
+    }
+}
+
+impl ExitRecord {
+    /// Builds the record from the variables systemd passes to `ExecStopPost=`.
+    pub fn from_service_env(result: &str, code: &str, status: &str, now_usec: u64) -> ExitRecord {
+        let exit_code = match code {
+            "exited" => status.parse().ok(),
+            "killed" | "dumped" => status
+                .parse::<crate::spec::Signal>()
+                .ok()
+                .map(|s| 128 + s.number()),
+            _ => None,
+        };
+        ExitRecord {
+            finished_usec: now_usec,
+            result: result.to_owned(),
+            code: code.to_owned(),
+            status: status.to_owned(),
+            exit_code,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Source;
+
+    fn scratch(name: &str) -> StateDir {
+        let dir = std::env::temp_dir().join(format!("cleat-state-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        StateDir::at(dir)
+    }
+
+    fn record(name: &str) -> AdhocRecord {
+        AdhocRecord {
+            spec: Spec::new(name.parse().unwrap(), Source::Rootfs("/r".into())),
+            created_usec: 1,
+            auto_remove: false,
+        }
+    }
+
+    #[test]
+    fn create_is_exclusive_and_round_trips() {
+        let state = scratch("excl");
+        state.create_adhoc(&record("web")).unwrap();
+        assert!(matches!(
+            state.create_adhoc(&record("web")),
+            Err(StateError::NameInUse(_))
+        ));
+        assert_eq!(
+            state.load_adhoc(&"web".parse().unwrap()).unwrap(),
+            Some(record("web"))
+        );
+        state.create_adhoc(&record("db")).unwrap();
+        let names: Vec<String> = state
+            .list_adhoc()
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["db", "web"]);
+        // No temporary files are left behind.
+        let leftovers = fs::read_dir(state.dir(&"web".parse().unwrap()))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 1);
+        fs::remove_dir_all(&state.root).unwrap();
+    }
+
+    #[test]
+    fn exit_records() {
+        let state = scratch("exit");
+        let name: Name = "web".parse().unwrap();
+        assert_eq!(state.read_exit(&name).unwrap(), None);
+        let rec = ExitRecord::from_service_env("exit-code", "exited", "3", 7);
+        assert_eq!(rec.exit_code, Some(3));
+        state.write_exit(&name, &rec).unwrap();
+        assert_eq!(state.read_exit(&name).unwrap(), Some(rec));
+        assert!(
+            !state.is_adhoc(&name),
+            "an exit record alone does not make a container ad-hoc"
+        );
+        assert_eq!(
+            ExitRecord::from_service_env("signal", "killed", "KILL", 0).exit_code,
+            Some(137)
+        );
+        assert_eq!(
+            ExitRecord::from_service_env("signal", "killed", "9", 0).exit_code,
+            Some(137)
+        );
+        state.remove(&name).unwrap();
+        state.remove(&name).unwrap();
+        fs::remove_dir_all(&state.root).ok();
+    }
+}

@@ -1,1 +1,12 @@
-//! Namespaces, pivot_root, exec.
+//! Running the container: the payload process as a plain value ([`process`]), who it runs as
+//! ([`user`]), and [`launch`], which builds the namespaces, hands the first process to systemd
+//! and gets out of the way.
+
+mod child;
+pub mod launch;
+pub mod notify;
+pub mod process;
+mod sync;
+pub mod user;
+
+pub use child::{EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND, EXIT_SETUP};

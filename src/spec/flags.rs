@@ -1,1 +1,347 @@
-//! `cleat run`/`create` flags as a Spec.
+//! `cleat run` / `cleat create` flags (Docker's names and short options) and their
+//! translation into the same [`Spec`] a TOML definition produces. Values parse through the
+//! same code as TOML values, so `--memory 512m` and `memory = "512m"` cannot disagree.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+
+use super::value::ValueError;
+use super::{Name, Source, Spec};
+
+/// The container definition flags shared by `run` and `create`.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerFlags {
+    /// Name of the container (default: a random one)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Use this directory as the root file system instead of an image
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass on cleat's own value)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (read at every start)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User (name or UID, optionally :group or :GID)
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Override the image's ENTRYPOINT ("" removes it)
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
+    /// Host name inside the container (default: the container name)
+    #[arg(short = 'h', long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped, or any systemd Restart= value
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Memory limit (MemoryMax=), e.g. 512m
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// CPU quota in CPUs (CPUQuota=), e.g. 1.5
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+    /// Maximum number of tasks (TasksMax=); -1 for unlimited
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Signal that stops the container (default SIGTERM)
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds (or a time span) between the stop signal and SIGKILL (default 10)
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<String>,
+    /// Readiness: exec (when the payload has started) or container (the payload sends READY=1)
+    #[arg(long, value_name = "MODE")]
+    pub notify: Option<String>,
+    /// IMAGE [COMMAND [ARG...]], or with --rootfs just [COMMAND [ARG...]]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE|COMMAND"
+    )]
+    pub args: Vec<String>,
+}
+
+/// A flag with a bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct FlagError {
+    pub flag: &'static str,
+    pub message: String,
+}
+
+fn flag_err(flag: &'static str) -> impl Fn(ValueError) -> FlagError {
+    move |e| FlagError { flag, message: e.0 }
+}
+
+fn parse<T: std::str::FromStr<Err = ValueError>>(
+    flag: &'static str,
+    value: &Option<String>,
+) -> Result<Option<T>, FlagError> {
+    value
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(flag_err(flag))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    }
+}
+
+impl ContainerFlags {
+    /// The spec these flags describe. `lookup_env` supplies values for a bare `-e KEY`.
+    pub fn to_spec(&self, lookup_env: &dyn Fn(&str) -> Option<String>) -> Result<Spec, FlagError> {
+        let name: Name = match &self.name {
+            Some(n) => n.parse().map_err(flag_err("--name"))?,
+            None => random_name(),
+        };
+        let (source, command) = match &self.rootfs {
+            Some(dir) => (Source::Rootfs(absolute(dir)), self.args.clone()),
+            None => match self.args.split_first() {
+                Some((image, rest)) => (Source::Image(image.clone()), rest.to_vec()),
+                None => {
+                    return Err(FlagError {
+                        flag: "IMAGE",
+                        message: "an image (or --rootfs DIR) is required".into(),
+                    });
+                }
+            },
+        };
+        let mut spec = Spec::new(name, source);
+        if !command.is_empty() {
+            spec.command = Some(command);
+        }
+        spec.entrypoint = self.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        });
+        for kv in &self.env {
+            let (k, v) = match kv.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                None => (kv.clone(), lookup_env(kv)),
+            };
+            if k.is_empty() || k.contains('\0') {
+                return Err(FlagError {
+                    flag: "--env",
+                    message: format!("invalid variable {kv:?}"),
+                });
+            }
+            if let Some(v) = v {
+                spec.env.insert(k, v);
+            }
+        }
+        spec.env_files = self.env_file.iter().map(|p| absolute(p)).collect();
+        if let Some(w) = &self.workdir {
+            if !w.starts_with('/') {
+                return Err(FlagError {
+                    flag: "--workdir",
+                    message: format!("{w:?} is not an absolute path"),
+                });
+            }
+            spec.working_dir = Some(w.clone());
+        }
+        spec.user = self.user.clone().filter(|u| !u.is_empty());
+        if let Some(h) = &self.hostname {
+            super::value::check_hostname(h).map_err(flag_err("--hostname"))?;
+            spec.hostname = Some(h.clone());
+        }
+        spec.restart = parse("--restart", &self.restart)?;
+        spec.memory = parse("--memory", &self.memory)?;
+        spec.cpus = parse("--cpus", &self.cpus)?;
+        spec.pids_limit = match self.pids_limit.as_deref() {
+            // Docker: 0 or -1 mean unlimited.
+            Some("0") => Some(super::Limit::Infinity),
+            _ => parse("--pids-limit", &self.pids_limit)?,
+        };
+        spec.stop_signal = parse("--stop-signal", &self.stop_signal)?;
+        spec.stop_timeout = parse("--stop-timeout", &self.stop_timeout)?;
+        spec.notify = parse("--notify", &self.notify)?;
+        Ok(spec)
+    }
+}
+
+const ADJECTIVES: &[&str] = &[
+    "agile", "bold", "brave", "calm", "clever", "crisp", "eager", "fair", "gentle", "happy",
+    "keen", "lucid", "mellow", "nimble", "proud", "quiet", "rapid", "serene", "sharp", "steady",
+    "swift", "tidy", "vivid", "witty", "zesty",
+];
+const NOUNS: &[&str] = &[
+    "albatross",
+    "badger",
+    "beaver",
+    "condor",
+    "dolphin",
+    "falcon",
+    "gecko",
+    "heron",
+    "ibis",
+    "jaguar",
+    "kestrel",
+    "lemur",
+    "marmot",
+    "narwhal",
+    "otter",
+    "panda",
+    "quokka",
+    "raven",
+    "salmon",
+    "tapir",
+    "urchin",
+    "vole",
+    "walrus",
+    "yak",
+    "zebra",
+];
+
+/// A Docker-style random name (`adjective_animal_NNNN`).
+pub fn random_name() -> Name {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(crate::time::now_usec().into());
+    let r = h.finish();
+    let adj = ADJECTIVES[(r % ADJECTIVES.len() as u64) as usize];
+    let noun = NOUNS[((r >> 16) % NOUNS.len() as u64) as usize];
+    let n = (r >> 32) % 10_000;
+    format!("{adj}_{noun}_{n:04}")
+        .parse()
+        .unwrap_or_else(|_| unreachable_name())
+}
+
+fn unreachable_name() -> Name {
+    // The word lists only hold valid name characters; this is never reached.
+    "container"
+        .parse()
+        .unwrap_or_else(|_| std::process::abort())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Limit, RestartPolicy};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct Cli {
+        #[command(flatten)]
+        flags: ContainerFlags,
+    }
+
+    fn spec(args: &[&str]) -> Result<Spec, FlagError> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied())).unwrap();
+        cli.flags
+            .to_spec(&|k| (k == "FROM_HOST").then(|| "host".to_owned()))
+    }
+
+    #[test]
+    fn rootfs_and_command() {
+        let s = spec(&["--name", "web", "--rootfs", "/srv/r", "sh", "-c", "echo hi"]).unwrap();
+        assert_eq!(s.name.as_str(), "web");
+        assert_eq!(s.source, Source::Rootfs("/srv/r".into()));
+        assert_eq!(
+            s.command.as_deref(),
+            Some(&["sh".to_owned(), "-c".into(), "echo hi".into()][..])
+        );
+    }
+
+    #[test]
+    fn image_then_command_and_flags_after_image_belong_to_the_command() {
+        let s = spec(&["-e", "A=1", "nginx:1.27", "nginx", "-g", "daemon off;"]).unwrap();
+        assert_eq!(s.source, Source::Image("nginx:1.27".into()));
+        assert_eq!(s.command.unwrap(), ["nginx", "-g", "daemon off;"]);
+        assert_eq!(s.env["A"], "1");
+        let s = spec(&["alpine"]).unwrap();
+        assert_eq!(s.command, None, "no command means the image's CMD");
+        assert!(s.name.as_str().contains('_'), "a random name");
+    }
+
+    #[test]
+    fn every_flag_maps_onto_the_spec() {
+        let s = spec(&[
+            "--rootfs",
+            "/r",
+            "-e",
+            "FROM_HOST",
+            "-e",
+            "UNSET_HERE",
+            "-w",
+            "/app",
+            "-u",
+            "app:staff",
+            "--entrypoint",
+            "",
+            "-h",
+            "box",
+            "--restart",
+            "on-failure:3",
+            "-m",
+            "512m",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "-1",
+            "--stop-signal",
+            "QUIT",
+            "--stop-timeout",
+            "3",
+            "--notify",
+            "container",
+            "--env-file",
+            "/etc/x.env",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(s.env.get("FROM_HOST").map(String::as_str), Some("host"));
+        assert!(!s.env.contains_key("UNSET_HERE"));
+        assert_eq!(s.working_dir.as_deref(), Some("/app"));
+        assert_eq!(s.user.as_deref(), Some("app:staff"));
+        assert_eq!(s.entrypoint, Some(vec![]));
+        assert_eq!(s.hostname.as_deref(), Some("box"));
+        assert_eq!(
+            s.restart,
+            Some("on-failure:3".parse::<RestartPolicy>().unwrap())
+        );
+        assert_eq!(s.memory.unwrap().to_string(), "512M");
+        assert_eq!(s.cpus.unwrap().milli(), 1500);
+        assert_eq!(s.pids_limit, Some(Limit::Infinity));
+        assert_eq!(s.stop_signal.unwrap().to_string(), "SIGQUIT");
+        assert_eq!(s.stop_timeout.unwrap().to_string(), "3s");
+        assert_eq!(s.notify, Some(crate::spec::Notify::Container));
+        assert_eq!(s.env_files, [PathBuf::from("/etc/x.env")]);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = spec(&["--rootfs", "/r", "--memory", "lots", "true"]).unwrap_err();
+        assert_eq!(e.flag, "--memory");
+        assert!(e.to_string().starts_with("--memory: invalid size"));
+        assert_eq!(
+            spec(&["--rootfs", "/r", "--name", "a/b"]).unwrap_err().flag,
+            "--name"
+        );
+        assert_eq!(
+            spec(&["--rootfs", "/r", "-w", "rel"]).unwrap_err().flag,
+            "--workdir"
+        );
+        assert_eq!(spec(&[]).unwrap_err().flag, "IMAGE");
+        assert_eq!(
+            spec(&["--rootfs", "/r", "--restart", "sometimes"])
+                .unwrap_err()
+                .flag,
+            "--restart"
+        );
+    }
+}

@@ -59,7 +59,9 @@ impl FromStr for Name {
             return err("a container name cannot be empty");
         };
         if s.len() > NAME_MAX {
-            return err(format!("container name is longer than {NAME_MAX} characters"));
+            return err(format!(
+                "container name is longer than {NAME_MAX} characters"
+            ));
         }
         if !first.is_ascii_alphanumeric() {
             return err(format!(
@@ -81,6 +83,36 @@ impl fmt::Display for Name {
     }
 }
 serde_via_str!(Name);
+
+/// Checks a host name (RFC 1123: dot-separated labels of letters, digits and inner hyphens,
+/// at most 63 characters each and 64 in all, the kernel's limit).
+pub fn check_hostname(s: &str) -> Result<(), ValueError> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if s.is_empty() || s.len() > 64 || !s.split('.').all(label_ok) {
+        return err(format!(
+            "invalid hostname {s:?}: use letters, digits and '-' in dot-separated labels, at most 64 characters"
+        ));
+    }
+    Ok(())
+}
+
+impl Name {
+    /// The host name a container gets by default: its name, made a valid host name ('_'
+    /// becomes '-', cut to 63 characters).
+    pub fn default_hostname(&self) -> String {
+        let mut h: String = self.0.chars().map(|c| if c == '_' { '-' } else { c }).take(63).collect();
+        while h.ends_with(['-', '.']) {
+            h.pop();
+        }
+        h
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Signals
@@ -162,7 +194,9 @@ impl FromStr for Signal {
         let t = s.trim();
         if let Ok(n) = t.parse::<i32>() {
             return Signal::from_number(n).ok_or_else(|| {
-                ValueError(format!("invalid signal number {n} (valid: 1 to {SIGRTMAX})"))
+                ValueError(format!(
+                    "invalid signal number {n} (valid: 1 to {SIGRTMAX})"
+                ))
             });
         }
         let upper = t.to_ascii_uppercase();
@@ -366,7 +400,11 @@ impl FromStr for Bytes {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Bytes, ValueError> {
         let t = s.trim();
-        let bad = || ValueError(format!("invalid size {s:?} (examples: 536870912, 512M, 1.5G)"));
+        let bad = || {
+            ValueError(format!(
+                "invalid size {s:?} (examples: 536870912, 512M, 1.5G)"
+            ))
+        };
         let lower = t.to_ascii_lowercase();
         let num_len = lower
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -376,7 +414,10 @@ impl FromStr for Bytes {
         }
         let (num, unit) = lower.split_at(num_len);
         let unit = unit.trim();
-        let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(unit);
+        let unit = unit
+            .strip_suffix("ib")
+            .or_else(|| unit.strip_suffix('b'))
+            .unwrap_or(unit);
         let power = match unit {
             "" => 0,
             u if u.len() == 1 => SIZE_UNITS
@@ -429,7 +470,8 @@ impl<T: FromStr<Err = ValueError>> FromStr for Limit<T> {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Limit<T>, ValueError> {
         match s.trim() {
-            "infinity" | "max" | "unlimited" | "-1" => Ok(Limit::Infinity),
+            // Docker reads 0 and -1 as "no limit" (`--memory 0`, `--pids-limit -1`).
+            "infinity" | "max" | "unlimited" | "-1" | "0" => Ok(Limit::Infinity),
             other => other.parse().map(Limit::Value),
         }
     }
@@ -465,7 +507,9 @@ impl FromStr for Count {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Count, ValueError> {
         match s.trim().parse::<u64>() {
-            Ok(0) | Err(_) => err(format!("invalid count {s:?} (a positive integer, or infinity)")),
+            Ok(0) | Err(_) => err(format!(
+                "invalid count {s:?} (a positive integer, or infinity)"
+            )),
             Ok(n) => Ok(Count(n)),
         }
     }
@@ -624,7 +668,10 @@ impl FromStr for RestartPolicy {
                 ));
             }
         };
-        Ok(RestartPolicy { restart, max_retries })
+        Ok(RestartPolicy {
+            restart,
+            max_retries,
+        })
     }
 }
 
@@ -656,9 +703,11 @@ impl FromStr for Notify {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Notify, ValueError> {
         match s.trim() {
-            "exec" | "false" => Ok(Notify::Exec),
-            "container" | "true" => Ok(Notify::Container),
-            other => err(format!("invalid notify mode {other:?} (valid: exec, container)")),
+            "exec" => Ok(Notify::Exec),
+            "container" => Ok(Notify::Container),
+            other => err(format!(
+                "invalid notify mode {other:?} (valid: exec, container)"
+            )),
         }
     }
 }
@@ -688,8 +737,26 @@ mod tests {
     }
 
     #[test]
+    fn hostnames() {
+        assert!(check_hostname("web-1.example").is_ok());
+        for bad in ["", "-web", "web-", "a_b", "a..b", &"x".repeat(65)] {
+            assert!(check_hostname(bad).is_err(), "{bad:?} accepted");
+        }
+        let n: Name = "my_app_".parse().unwrap();
+        assert_eq!(n.default_hostname(), "my-app");
+        let long: Name = "a".repeat(100).parse().unwrap();
+        assert_eq!(long.default_hostname().len(), 63);
+    }
+
+    #[test]
     fn signals() {
-        for (s, n) in [("SIGTERM", 15), ("term", 15), ("TERM", 15), ("9", 9), ("SigQuit", 3)] {
+        for (s, n) in [
+            ("SIGTERM", 15),
+            ("term", 15),
+            ("TERM", 15),
+            ("9", 9),
+            ("SigQuit", 3),
+        ] {
             assert_eq!(s.parse::<Signal>().unwrap().number(), n, "{s}");
         }
         assert_eq!("SIGRTMIN+3".parse::<Signal>().unwrap().number(), 37);
@@ -709,14 +776,20 @@ mod tests {
         assert_eq!("1min 30s".parse::<Timeout>().unwrap(), secs(90));
         assert_eq!("1m30s".parse::<Timeout>().unwrap(), secs(90));
         assert_eq!("2h".parse::<Timeout>().unwrap(), secs(7200));
-        assert_eq!("1.5s".parse::<Timeout>().unwrap(), Timeout::Finite(Duration::from_millis(1500)));
+        assert_eq!(
+            "1.5s".parse::<Timeout>().unwrap(),
+            Timeout::Finite(Duration::from_millis(1500))
+        );
         assert_eq!("infinity".parse::<Timeout>().unwrap(), Timeout::Infinity);
         for bad in ["", "s", "10 parsecs", "-1", "1..2s"] {
             assert!(bad.parse::<Timeout>().is_err(), "{bad:?} accepted");
         }
         assert_eq!(secs(90).to_string(), "1min 30s");
         assert_eq!(secs(90).to_unit_file(), "90s");
-        assert_eq!(Timeout::Finite(Duration::from_millis(1500)).to_unit_file(), "1500ms");
+        assert_eq!(
+            Timeout::Finite(Duration::from_millis(1500)).to_unit_file(),
+            "1500ms"
+        );
         assert_eq!(Timeout::Infinity.as_usec(), u64::MAX);
     }
 
@@ -730,12 +803,20 @@ mod tests {
         assert_eq!(b("1g"), Ok(1 << 30));
         assert_eq!(b("1.5G"), Ok(3 << 29));
         assert_eq!(b("10b"), Ok(10));
-        for bad in ["", "M", "12x", "1.2.3G", "99999999999999999999", "16777216T"] {
+        for bad in [
+            "",
+            "M",
+            "12x",
+            "1.2.3G",
+            "99999999999999999999",
+            "16777216T",
+        ] {
             assert!(b(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(Bytes(512 << 20).to_string(), "512M");
         assert_eq!(Bytes(1000).to_string(), "1000");
         assert_eq!("max".parse::<Limit<Bytes>>(), Ok(Limit::Infinity));
+        assert_eq!("0".parse::<Limit<Bytes>>(), Ok(Limit::Infinity));
     }
 
     #[test]

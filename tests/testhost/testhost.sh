@@ -2,10 +2,20 @@
 # Boots a private systemd (PID 1 of fresh PID/mount/UTS/IPC/net/cgroup namespaces) that
 # writes nothing on the host. See ../shared/TESTHOST.md. Usage:
 #
-#   testhost.sh boot STATE_DIR     exec()s into `unshare`; that process's only child is systemd.
-#                                  Killing it (or its parent dying) kills the whole namespace.
-#   testhost.sh wait HOST_PID      waits until that systemd has finished booting.
-#   testhost.sh cleanup STATE_DIR  removes the cgroup and state of a dead test host.
+#   testhost.sh boot STATE_DIR          exec()s into `unshare`; that process's only child is
+#                                       systemd. Killing it (or its parent dying) kills the
+#                                       whole namespace. STATE_DIR must not be under /tmp,
+#                                       /run or /var/tmp (those are private tmpfs inside).
+#   testhost.sh wait PID [SECONDS]      waits until that systemd (its host PID, or the PID of
+#                                       the `boot` process) has finished booting; prints the
+#                                       systemd PID.
+#   testhost.sh cleanup STATE_DIR       removes the cgroup and state of a dead test host
+#                                       (refuses while any process is left in its cgroup).
+#
+# Inside, /etc, /var and /usr are overlays whose writes go to a private tmpfs, so
+# `make install PREFIX=/usr/local` (or writing /usr/lib/cleat/...) inside changes nothing on
+# the host; /run, /tmp, /var/tmp, /etc/systemd/system, /var/lib/systemd and
+# /var/log/journal are private tmpfs mounts.
 set -euo pipefail
 
 unit_dir_source=/usr/lib/systemd/system
@@ -36,7 +46,7 @@ boot)
     state=$(realpath "$2")
     mkdir -p "$state"
     prepare_units "$state/units"
-    mkdir -p "$state/empty"
+    mkdir -p "$state/empty" "$state/scratch"
     cg=/sys/fs/cgroup/unified/cleat-testhost.$$
     mkdir "$cg"
     echo "$cg" >"$state/cgroup"
@@ -45,21 +55,22 @@ boot)
         --propagation private "$0" inner "$state"
     ;;
 inner)
-    # PID 1 of the new PID namespace, in a private mount namespace. Order matters: the unit
-    # directory is covered first, while the host's copies are still what we read.
+    # PID 1 of the new PID namespace, in a private mount namespace. The host's unit files
+    # were already copied by `boot`; from here on the host's /usr is only a read-only lower
+    # layer.
     state=$2
+    mount -t tmpfs -o mode=0755 tmpfs "$state/scratch"   # overlay upper dirs
+    for d in etc var usr; do
+        mkdir -p "$state/scratch/$d.upper" "$state/scratch/$d.work"
+    done
+    mount -t overlay overlay -o "lowerdir=/usr,upperdir=$state/scratch/usr.upper,workdir=$state/scratch/usr.work" /usr
     mount --bind "$state/units" /usr/lib/systemd/system
     mount --bind "$state/empty" /usr/lib/systemd/system-generators
     mount -t proc proc /proc
     mount -t sysfs sysfs /sys
     mount -t cgroup2 cgroup2 /sys/fs/cgroup
-    mount -t tmpfs -o mode=0755 tmpfs "$state/empty"   # scratch for overlay upper dirs
-    for d in etc var usr-local; do
-        mkdir -p "$state/empty/$d.upper" "$state/empty/$d.work"
-    done
-    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$state/empty/etc.upper,workdir=$state/empty/etc.work" /etc
-    mount -t overlay overlay -o "lowerdir=/var,upperdir=$state/empty/var.upper,workdir=$state/empty/var.work" /var
-    mount -t overlay overlay -o "lowerdir=/usr/local,upperdir=$state/empty/usr-local.upper,workdir=$state/empty/usr-local.work" /usr/local
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$state/scratch/etc.upper,workdir=$state/scratch/etc.work" /etc
+    mount -t overlay overlay -o "lowerdir=/var,upperdir=$state/scratch/var.upper,workdir=$state/scratch/var.work" /var
     for d in /run /tmp /var/tmp /etc/systemd/system /var/lib/systemd; do
         mount -t tmpfs -o mode=0755 tmpfs "$d"
     done
@@ -71,8 +82,51 @@ inner)
     exec env -i container=cleat-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         /lib/systemd/systemd --system --show-status=no
     ;;
+wait)
+    pid=$2
+    deadline=$((SECONDS + ${3:-30}))
+    # Given the `boot` (unshare) process, use its only child: systemd.
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = unshare ]; then
+        child=
+        while [ -z "$child" ]; do
+            child=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null | tr -d ' ') || true
+            [ -n "$child" ] && break
+            [ -d "/proc/$pid" ] || { echo "testhost: $pid exited before systemd started" >&2; exit 1; }
+            [ $SECONDS -lt $deadline ] || { echo "testhost: no systemd under $pid" >&2; exit 1; }
+            sleep 0.05
+        done
+        pid=$child
+    fi
+    while :; do
+        state=$(timeout 10 nsenter -t "$pid" -a systemctl is-system-running --wait 2>/dev/null) || true
+        case $state in
+        running | degraded) echo "$pid"; exit 0 ;;
+        esac
+        [ -d "/proc/$pid" ] || { echo "testhost: systemd $pid died" >&2; exit 1; }
+        [ $SECONDS -lt $deadline ] || { echo "testhost: systemd $pid not up (state: ${state:-unknown})" >&2; exit 1; }
+        sleep 0.1
+    done
+    ;;
+cleanup)
+    state=$(realpath "$2")
+    if [ -f "$state/cgroup" ]; then
+        cg=$(cat "$state/cgroup")
+        case $cg in
+        /sys/fs/cgroup/unified/cleat-testhost.*) ;;
+        *) echo "testhost: refusing to touch cgroup $cg" >&2; exit 1 ;;
+        esac
+        if [ -d "$cg" ]; then
+            if [ -n "$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null)" ]; then
+                echo "testhost: $cg still holds processes; kill the test host first" >&2
+                exit 1
+            fi
+            find "$cg" -depth -type d -exec rmdir {} +
+        fi
+    fi
+    rm -rf --one-file-system "$state"
+    ;;
 *)
-    echo "usage: $0 boot STATE_DIR" >&2
+    echo "usage: $0 boot STATE_DIR | wait PID [SECONDS] | cleanup STATE_DIR" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,253 @@
+//! The commands systemd runs: `internal start` (a container unit's `ExecStart=`) and
+//! `internal stopped` (its `ExecStopPost=`).
+//!
+//! `start` reads the definition afresh (so editing the TOML and restarting is enough), warns
+//! if unit-level settings changed since the last daemon-reload, applies resource limits live,
+//! plans the root file system and the process, and launches the container. It stays
+//! single-threaded until the clone: any D-Bus work runs on a runtime that is gone by then.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::Subcommand;
+
+use cleat::containers::{Container, Registry};
+use cleat::image::ImageConfig;
+use cleat::rootfs::{RootfsOptions, RootfsPlan, resolve};
+use cleat::runtime::launch::{self, Launch, Outcome};
+use cleat::runtime::user::{self, UserDb};
+use cleat::runtime::{EXIT_SETUP, notify, process};
+use cleat::spec::{Notify, Source, Spec};
+use cleat::state::ExitRecord;
+use cleat::unit::generator::{DIGEST_ENV, unit_level_digest};
+use cleat::unit::props::{self, Prop};
+use cleat::unit::{Kind, digest, unit_name};
+
+use super::{CmdResult, Failure, diag, name};
+
+#[derive(Subcommand)]
+pub enum InternalCommand {
+    /// Start a container (ExecStart= of its unit)
+    Start {
+        #[arg(long, conflicts_with = "adhoc", required_unless_present = "adhoc")]
+        declared: bool,
+        #[arg(long)]
+        adhoc: bool,
+        name: String,
+    },
+    /// Record how a container's run ended and clean up (ExecStopPost= of its unit)
+    Stopped {
+        #[arg(long, conflicts_with = "adhoc", required_unless_present = "adhoc")]
+        declared: bool,
+        #[arg(long)]
+        adhoc: bool,
+        name: String,
+    },
+}
+
+pub fn internal(cmd: InternalCommand) -> CmdResult {
+    match cmd {
+        InternalCommand::Start { adhoc, name: n, .. } => {
+            let kind = if adhoc { Kind::Adhoc } else { Kind::Declared };
+            start(kind, &n).map_err(|e| Failure::with_code(EXIT_SETUP as u8, e))
+        }
+        InternalCommand::Stopped { adhoc, name: n, .. } => {
+            let kind = if adhoc { Kind::Adhoc } else { Kind::Declared };
+            stopped(kind, &n)
+        }
+    }
+}
+
+/// Loads the container of the given kind, refusing a name that both kinds claim.
+fn load(registry: &Registry, kind: Kind, name: &cleat::spec::Name) -> anyhow::Result<Container> {
+    let container = registry.load(name)?;
+    if container.kind != kind {
+        return Err(anyhow!(
+            "{} is now {} container, not {} one; stop this unit",
+            name,
+            if container.kind == Kind::Declared {
+                "a declared"
+            } else {
+                "an ad-hoc"
+            },
+            if kind == Kind::Declared {
+                "a declared"
+            } else {
+                "an ad-hoc"
+            },
+        ));
+    }
+    Ok(container)
+}
+
+fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
+    let name = name(arg).map_err(|f| f.error)?;
+    let registry = Registry::system();
+    let container = load(&registry, kind, &name)?;
+    let spec = &container.spec;
+    if kind == Kind::Declared {
+        warn_if_reload_needed(&registry, spec);
+        apply_resources_live(spec);
+    }
+    let root = match &spec.source {
+        Source::Rootfs(dir) => dir.clone(),
+        Source::Image(reference) => {
+            return Err(anyhow!(
+                "cannot use image {reference:?}: pulling images from registries is not available in this version of cleat; \
+                 set `rootfs` to a directory instead"
+            ));
+        }
+    };
+    let meta = std::fs::metadata(&root).with_context(|| format!("rootfs {}", root.display()))?;
+    if !meta.is_dir() {
+        return Err(anyhow!("rootfs {} is not a directory", root.display()));
+    }
+    let users = user_db(&root)?;
+    let env_files = read_env_files(spec)?;
+    let image = ImageConfig::default();
+    let process = process::plan(spec, &image, &users, &env_files)?;
+    let notify_mode = spec.notify.unwrap_or_default();
+    let options = RootfsOptions {
+        notify_socket: (notify_mode == Notify::Container)
+            .then(notify::socket_path)
+            .flatten(),
+    };
+    let mut process = process;
+    if options.notify_socket.is_some() {
+        process.env.push(format!(
+            "NOTIFY_SOCKET={}",
+            cleat::rootfs::CONTAINER_NOTIFY_SOCKET
+        ));
+        process.env.sort();
+    }
+    let rootfs = RootfsPlan::new(root, &options);
+    let l = Launch {
+        rootfs: &rootfs,
+        process: &process,
+        namespaces: launch::NAMESPACES,
+        notify: notify_mode,
+    };
+    match launch::launch(&l)? {
+        Outcome::HandedOver { .. } => Ok(ExitCode::SUCCESS),
+        Outcome::Exited(code) => Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))),
+    }
+}
+
+/// The container's /etc/passwd and /etc/group, read inside its root.
+fn user_db(root: &Path) -> anyhow::Result<UserDb> {
+    let fd =
+        resolve::open_root(root).with_context(|| format!("opening rootfs {}", root.display()))?;
+    let read = |path: &str| -> anyhow::Result<String> {
+        let bytes = resolve::read_file(fd.as_fd(), path, 16 << 20)
+            .with_context(|| format!("reading {path} in the container"))?;
+        Ok(bytes
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    };
+    Ok(UserDb {
+        passwd: user::parse_passwd(&read("/etc/passwd")?),
+        groups: user::parse_group(&read("/etc/group")?),
+    })
+}
+
+fn read_env_files(spec: &Spec) -> anyhow::Result<Vec<(String, String)>> {
+    let mut vars = Vec::new();
+    for path in &spec.env_files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("env file {}", path.display()))?;
+        vars.extend(
+            process::parse_env_file(&text)
+                .map_err(|e| anyhow!("env file {}: {e}", path.display()))?,
+        );
+    }
+    Ok(vars)
+}
+
+/// Unit-level settings reach systemd only through the generator: if the definition says
+/// something else now than at the last daemon-reload, say so.
+fn warn_if_reload_needed(registry: &Registry, spec: &Spec) {
+    let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
+    let now = unit_level_digest(spec, &unit_of);
+    let loaded = std::env::var(DIGEST_ENV).unwrap_or_else(|_| digest(""));
+    if now != loaded {
+        diag::warning(format!(
+            "the definition of {} changed since systemd last read it: its unit-level settings (restart, \
+             dependencies, timeouts, stop signal) take effect after `systemctl daemon-reload`",
+            spec.name
+        ));
+    }
+}
+
+/// Resource limits are read at every start: set them on the running unit (runtime only), and
+/// lift limits an earlier start set that the definition no longer has.
+fn apply_resources_live(spec: &Spec) {
+    if !notify::supervised() {
+        return;
+    }
+    let unit = unit_name(Kind::Declared, &spec.name);
+    let mut wanted = props::resources(spec);
+    let control = Path::new("/run/systemd/system.control").join(format!("{unit}.d"));
+    let lift = [
+        ("MemoryMax", Prop::MemoryMax(cleat::spec::Limit::Infinity)),
+        ("CPUQuota", Prop::CpuQuota(None)),
+        ("TasksMax", Prop::TasksMax(cleat::spec::Limit::Infinity)),
+    ];
+    for (key, unlimited) in lift {
+        let set = wanted.iter().any(|p| p.key().1 == key);
+        if !set && control.join(format!("50-{key}.conf")).exists() {
+            wanted.push(unlimited);
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    // A runtime confined to this block: dropping it joins its threads before the clone.
+    let result = super::runtime().block_on(async {
+        let systemd = cleat::unit::dbus::Systemd::connect().await?;
+        // Set only what differs: an unchanged limit needs no runtime drop-in (which would
+        // also make systemd flag the unit as needing a daemon-reload).
+        let names: Vec<&str> = wanted.iter().map(|p| p.dbus().0).collect();
+        let current = systemd.service_u64s(&unit, &names).await?;
+        let changed: Vec<Prop> = wanted
+            .into_iter()
+            .filter(|p| match p.dbus() {
+                (name, cleat::unit::props::DbusValue::U64(v)) => current.get(name) != Some(&v),
+                _ => true,
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        systemd.set_properties(&unit, true, &changed).await
+    });
+    if let Err(e) = result {
+        diag::warning(format!("could not apply resource limits to {unit}: {e}"));
+    }
+}
+
+fn stopped(kind: Kind, arg: &str) -> CmdResult {
+    let name = name(arg)?;
+    let registry = Registry::system();
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let record = ExitRecord::from_service_env(
+        &env("SERVICE_RESULT"),
+        &env("EXIT_CODE"),
+        &env("EXIT_STATUS"),
+        cleat::time::now_usec(),
+    );
+    let auto_remove = kind == Kind::Adhoc
+        && registry
+            .state
+            .load_adhoc(&name)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.auto_remove);
+    if auto_remove {
+        registry.state.remove(&name)?;
+    } else {
+        registry.state.write_exit(&name, &record)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

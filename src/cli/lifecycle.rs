@@ -1,0 +1,280 @@
+//! `start`, `stop`, `kill`, `restart` and `rm`, for both kinds of containers. Each takes
+//! several names, carries on past a failing one, and fails at the end if any did (as Docker
+//! does). systemd does the work: start and stop jobs, `KillUnit`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Args;
+
+use cleat::containers::{Found, Registry};
+use cleat::spec::{Name, Signal};
+use cleat::unit::dbus::{BusError, Systemd};
+use cleat::unit::{Kind, unit_name};
+
+use super::journal;
+use super::run::{runtime_block, start_adhoc};
+use super::{CmdResult, Failure, diag, name};
+
+#[derive(Args)]
+pub struct StartArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the container to exit before killing it (default: the container's
+    /// stop timeout)
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    time: Option<u64>,
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal to send (SIGKILL stops the container; other signals are only delivered)
+    #[arg(
+        short = 's',
+        long = "signal",
+        default_value = "SIGKILL",
+        value_name = "SIGNAL"
+    )]
+    signal: String,
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RestartArgs {
+    /// Seconds to wait for the container to stop before killing it
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    time: Option<u64>,
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Kill and remove a running container
+    #[arg(short = 'f', long)]
+    force: bool,
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+/// Runs `each` for every name, reporting failures as they come; fails if any failed.
+async fn for_each<'a, F, Fut>(names: &'a [String], mut each: F) -> CmdResult
+where
+    F: FnMut(Name) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + 'a,
+{
+    let mut failed = false;
+    for arg in names {
+        let result = match name(arg) {
+            Ok(n) => each(n).await,
+            Err(f) => Err(f.error),
+        };
+        match result {
+            Ok(()) => println!("{arg}"),
+            Err(e) => {
+                diag::error(format!("{e:#}"));
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn connect() -> Result<Systemd, Failure> {
+    Ok(Systemd::connect().await?)
+}
+
+/// True if the unit is running (or starting, or stopping).
+async fn is_running(systemd: &Systemd, unit: &str) -> anyhow::Result<bool> {
+    Ok(systemd
+        .state_if_loaded(unit)
+        .await?
+        .is_some_and(|s| s.is_running()))
+}
+
+pub fn start(args: StartArgs) -> CmdResult {
+    runtime_block(async {
+        let systemd = connect().await?;
+        let registry = Registry::system();
+        for_each(&args.names, |n| start_one(&systemd, &registry, n)).await
+    })
+}
+
+async fn start_one(systemd: &Systemd, registry: &Registry, name: Name) -> anyhow::Result<()> {
+    match registry.require(&name)? {
+        Found::Declared(_) => {
+            let unit = unit_name(Kind::Declared, &name);
+            let job = systemd.start(&unit).await?;
+            if !job.is_done() {
+                let state = systemd.state_if_loaded(&unit).await?.unwrap_or_default();
+                let output = journal::excerpt(&unit, Some(&state.invocation_id), 20).await;
+                return Err(anyhow!(
+                    "container {name} failed to start (job {}):\n{output}",
+                    job.0
+                ));
+            }
+            Ok(())
+        }
+        Found::Adhoc => {
+            let unit = unit_name(Kind::Adhoc, &name);
+            if is_running(systemd, &unit).await? {
+                return Ok(());
+            }
+            let record = registry
+                .state
+                .load_adhoc(&name)?
+                .ok_or_else(|| anyhow!("no such container: {name}"))?;
+            start_adhoc(systemd, registry, &record)
+                .await
+                .map(|_| ())
+                .map_err(|f| f.error)
+        }
+    }
+}
+
+/// Stops a unit gracefully; with `timeout`, SIGKILLs what is left after that many seconds
+/// (systemd's own TimeoutStopSec= still applies if it is shorter).
+async fn stop_unit(systemd: &Systemd, unit: &str, timeout: Option<u64>) -> anyhow::Result<()> {
+    let job = systemd.stop(unit);
+    tokio::pin!(job);
+    let result = match timeout {
+        None => job.await,
+        Some(secs) => {
+            tokio::select! {
+                r = &mut job => r,
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => {
+                    match systemd.kill(unit, "all", libc::SIGKILL).await {
+                        Ok(()) | Err(BusError::NoSuchUnit(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    job.await
+                }
+            }
+        }
+    };
+    match result {
+        Ok(_) | Err(BusError::NoSuchUnit(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn stop(args: StopArgs) -> CmdResult {
+    runtime_block(async {
+        let systemd = connect().await?;
+        let registry = Registry::system();
+        for_each(&args.names, |n| {
+            let (systemd, registry) = (&systemd, &registry);
+            async move {
+                let kind = registry.require(&n)?.kind();
+                stop_unit(systemd, &unit_name(kind, &n), args.time).await
+            }
+        })
+        .await
+    })
+}
+
+/// SIGKILL as `docker kill` means it: the container stops now and is not restarted. A stop
+/// job (which suppresses the restart policy) plus an immediate SIGKILL to every process.
+async fn kill_now(systemd: &Systemd, unit: &str) -> anyhow::Result<()> {
+    if !is_running(systemd, unit).await? {
+        return Ok(());
+    }
+    match systemd.stop_no_wait(unit).await {
+        Ok(()) => {}
+        Err(BusError::NoSuchUnit(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    match systemd.kill(unit, "all", libc::SIGKILL).await {
+        Ok(()) | Err(BusError::NoSuchUnit(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    systemd.wait_stopped(unit).await?;
+    Ok(())
+}
+
+pub fn kill(args: KillArgs) -> CmdResult {
+    let signal: Signal = args
+        .signal
+        .parse()
+        .map_err(|e| Failure::from(anyhow!("--signal: {e}")))?;
+    runtime_block(async {
+        let systemd = connect().await?;
+        let registry = Registry::system();
+        for_each(&args.names, |n| {
+            let (systemd, registry) = (&systemd, &registry);
+            async move {
+                let unit = unit_name(registry.require(&n)?.kind(), &n);
+                if !is_running(systemd, &unit).await? {
+                    return Err(anyhow!("container {n} is not running"));
+                }
+                if signal == Signal::KILL {
+                    kill_now(systemd, &unit).await
+                } else {
+                    Ok(systemd.kill(&unit, "main", signal.number()).await?)
+                }
+            }
+        })
+        .await
+    })
+}
+
+pub fn restart(args: RestartArgs) -> CmdResult {
+    runtime_block(async {
+        let systemd = connect().await?;
+        let registry = Registry::system();
+        for_each(&args.names, |n| {
+            let (systemd, registry) = (&systemd, &registry);
+            async move {
+                let found = registry.require(&n)?;
+                let unit = unit_name(found.kind(), &n);
+                stop_unit(systemd, &unit, args.time).await?;
+                start_one(systemd, registry, n).await
+            }
+        })
+        .await
+    })
+}
+
+pub fn rm(args: RmArgs) -> CmdResult {
+    runtime_block(async {
+        let systemd = connect().await?;
+        let registry = Registry::system();
+        for_each(&args.names, |n| {
+            let (systemd, registry) = (&systemd, &registry);
+            async move {
+                let found = registry.require(&n)?;
+                let unit = unit_name(found.kind(), &n);
+                if is_running(systemd, &unit).await? {
+                    if !args.force {
+                        return Err(anyhow!(
+                            "cannot remove container {n}: it is running; stop it first, or use `cleat rm -f`"
+                        ));
+                    }
+                    kill_now(systemd, &unit).await?;
+                }
+                systemd.reset_failed(&unit).await?;
+                registry.state.remove(&n)?;
+                if let Found::Declared(def) = found {
+                    diag::note(format!(
+                        "{n} is declared in {}: its state is reset, its definition stays",
+                        def.main.display()
+                    ));
+                }
+                Ok(())
+            }
+        })
+        .await
+    })
+}

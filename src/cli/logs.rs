@@ -1,0 +1,152 @@
+//! `cleat logs`: the container's output, read from the journal by `journalctl` (which this
+//! process becomes, so paging, `-f` and Ctrl-C behave as journalctl's do).
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use anyhow::anyhow;
+use clap::Args;
+
+use cleat::containers::Registry;
+use cleat::spec::Timeout;
+use cleat::unit::unit_name;
+
+use super::journal::{JOURNALCTL, matches};
+use super::{CmdResult, Failure, name};
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Follow the output
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Number of lines to show from the end ("all" for everything)
+    #[arg(short = 'n', long = "tail", value_name = "N")]
+    tail: Option<String>,
+    /// Show output since a time: RFC 3339 (2026-11-23T10:00:00Z), a Unix timestamp, or a
+    /// relative time (42m, 1h30m)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    timestamps: bool,
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+/// Turns Docker's `--since` forms into journalctl's `@EPOCH`.
+pub fn since_arg(since: &str, now_secs: u64) -> Result<String, String> {
+    let s = since.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(format!("@{secs}"));
+    }
+    if let Some(epoch) = parse_rfc3339(s) {
+        return Ok(format!("@{epoch}"));
+    }
+    match s.parse::<Timeout>() {
+        Ok(Timeout::Finite(d)) => Ok(format!("@{}", now_secs.saturating_sub(d.as_secs()))),
+        _ => Err(format!(
+            "invalid --since {since:?}: use RFC 3339 (2026-11-23T10:00:00Z), a Unix timestamp, or a duration such as 42m"
+        )),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to seconds since the epoch.
+fn parse_rfc3339(s: &str) -> Option<u64> {
+    let (date, rest) = s.split_once(['T', ' '])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (time, offset) = if let Some(t) = rest.strip_suffix('Z') {
+        (t, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (t, off) = rest.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = off[1..].split_once(':')?;
+        (
+            t,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
+    };
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let ss = t.next()?.split('.').next()?.parse::<i64>().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from civil (inverse of time::rfc3339's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss - offset).ok()
+}
+
+pub fn logs(args: LogsArgs) -> CmdResult {
+    let name = name(&args.name)?;
+    let registry = Registry::system();
+    let kind = registry.require(&name)?.kind();
+    let unit = unit_name(kind, &name);
+    let mut cmd = Command::new(JOURNALCTL);
+    cmd.args([
+        "--no-pager",
+        "--quiet",
+        "-o",
+        if args.timestamps {
+            "short-iso-precise"
+        } else {
+            "cat"
+        },
+    ]);
+    if args.follow {
+        cmd.arg("--follow");
+    }
+    match args.tail.as_deref() {
+        Some("all") | None => {
+            cmd.args(["-n", "all"]);
+        }
+        Some(n) => {
+            let n: u64 = n
+                .parse()
+                .map_err(|_| Failure::from(anyhow!("--tail: {n:?} is not a number or \"all\"")))?;
+            cmd.args(["-n", &n.to_string()]);
+        }
+    }
+    if let Some(since) = &args.since {
+        let now = cleat::time::now_usec() / 1_000_000;
+        cmd.arg(format!(
+            "--since={}",
+            since_arg(since, now).map_err(|e| Failure::from(anyhow!(e)))?
+        ));
+    }
+    cmd.args(matches(&unit, None));
+    let err = cmd.exec();
+    Err(Failure::from(anyhow!("running {JOURNALCTL}: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        assert_eq!(since_arg("1700000000", 0).unwrap(), "@1700000000");
+        assert_eq!(since_arg("2026-11-23T04:05:06Z", 0).unwrap(), "@1795406706");
+        assert_eq!(
+            since_arg("2026-11-23T05:05:06+01:00", 0).unwrap(),
+            "@1795406706"
+        );
+        assert_eq!(
+            since_arg("2000-02-29T00:00:00.5Z", 0).unwrap(),
+            "@951782400"
+        );
+        assert_eq!(since_arg("42m", 10_000).unwrap(), "@7480");
+        assert_eq!(since_arg("1h30m", 10_000).unwrap(), "@4600");
+        assert!(since_arg("yesterday-ish", 0).is_err());
+    }
+}

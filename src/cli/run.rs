@@ -1,0 +1,256 @@
+//! `cleat run` and `cleat create`: an ad-hoc container from Docker-style flags, recorded in the
+//! state directory and started as a transient unit (`StartTransientUnit`) in machine.slice.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{ArgAction, Args};
+
+use cleat::containers::Registry;
+use cleat::spec::flags::ContainerFlags;
+use cleat::spec::{Restart, Source, Spec};
+use cleat::state::AdhocRecord;
+use cleat::unit::dbus::{BusError, Systemd, UnitState};
+use cleat::unit::{Kind, props, unit_name};
+
+use super::journal::{self, Follower};
+use super::{CmdResult, EXIT_RUN_ERROR, Failure, diag};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Run in the background: print the name and return once the container is running
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    #[command(flatten)]
+    flags: ContainerFlags,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    #[command(flatten)]
+    flags: ContainerFlags,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+fn run_error(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::with_code(EXIT_RUN_ERROR, e)
+}
+
+/// Checks that the spec can be started at all, before anything is recorded.
+fn validate(spec: &Spec, auto_remove: bool) -> anyhow::Result<()> {
+    if auto_remove && spec.restart.is_some_and(|r| r.restart != Restart::No) {
+        return Err(anyhow!(
+            "conflicting options: --restart and --rm (a container that removes itself cannot be restarted)"
+        ));
+    }
+    match &spec.source {
+        Source::Rootfs(dir) => {
+            let meta =
+                std::fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            if !meta.is_dir() {
+                return Err(anyhow!("rootfs {} is not a directory", dir.display()));
+            }
+            Ok(())
+        }
+        Source::Image(reference) => Err(anyhow!(
+            "cannot use image {reference:?}: pulling images from registries is not available in this version of cleat; \
+             use --rootfs DIR to run a container from a directory"
+        )),
+    }
+}
+
+/// Records a new ad-hoc container (nothing is recorded if any check fails).
+fn define(flags: &ContainerFlags, auto_remove: bool) -> Result<(Registry, AdhocRecord), Failure> {
+    let spec = flags
+        .to_spec(&|k| std::env::var(k).ok())
+        .map_err(run_error)?;
+    validate(&spec, auto_remove).map_err(run_error)?;
+    let registry = Registry::system();
+    if let Some(def) = registry.search.find(&spec.name).map_err(run_error)? {
+        return Err(run_error(anyhow!(
+            "the name {} is taken by the declared container in {}; choose another --name",
+            spec.name,
+            def.main.display()
+        )));
+    }
+    let record = AdhocRecord {
+        spec,
+        created_usec: cleat::time::now_usec(),
+        auto_remove,
+    };
+    registry.state.create_adhoc(&record).map_err(run_error)?;
+    Ok((registry, record))
+}
+
+/// The absolute path systemd should run for `ExecStart=`: this very binary.
+fn exe() -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding cleat's own path")?;
+    exe.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("cleat's path {} is not UTF-8", exe.display()))
+}
+
+/// A start that failed: the message (with what the run printed), and the exit status of the
+/// container's process if it got as far as running (126 or 127 for a command that could not
+/// be executed, as in Docker).
+pub struct StartFailure {
+    pub error: anyhow::Error,
+    pub status: Option<i32>,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for StartFailure {
+    fn from(e: E) -> StartFailure {
+        StartFailure {
+            error: e.into(),
+            status: None,
+        }
+    }
+}
+
+/// Starts an ad-hoc container's transient unit and waits for the start job. The calling
+/// connection holds a reference to the unit (`AddRef`), so its final state can be read even if
+/// it stops at once.
+pub async fn start_adhoc(
+    systemd: &Systemd,
+    registry: &Registry,
+    record: &AdhocRecord,
+) -> Result<UnitState, StartFailure> {
+    let spec = &record.spec;
+    let unit = unit_name(Kind::Adhoc, &spec.name);
+    let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
+    let props = props::transient(spec, &exe()?, &unit_of, true);
+    let mut attempt = 0;
+    let job = loop {
+        match systemd.start_transient(&unit, &props).await {
+            // A unit of the same name that just stopped may not be garbage-collected yet.
+            Err(BusError::Call(msg)) if msg.contains("already exists") && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => break other?,
+        }
+    };
+    let state = systemd.state_if_loaded(&unit).await?.unwrap_or_default();
+    if !job.is_done() {
+        let output = journal::excerpt(&unit, Some(&state.invocation_id), 20).await;
+        let mut msg = format!("container {} failed to start (job {})", spec.name, job.0);
+        if !output.is_empty() {
+            msg.push_str(":\n");
+            msg.push_str(&output);
+        }
+        return Err(StartFailure {
+            error: anyhow!(msg),
+            status: exit_status(&state),
+        });
+    }
+    Ok(state)
+}
+
+/// The exit status to report for a finished run: the payload's, as a shell reports it.
+pub fn exit_status(state: &UnitState) -> Option<i32> {
+    match state.exec_main_code {
+        1 => Some(state.exec_main_status),
+        2 | 3 => Some(128 + state.exec_main_status),
+        _ => None,
+    }
+}
+
+pub fn run(args: RunArgs) -> CmdResult {
+    let (registry, record) = define(&args.flags, args.rm)?;
+    let name = record.spec.name.clone();
+    let unit = unit_name(Kind::Adhoc, &name);
+    runtime_block(async {
+        let systemd = match Systemd::connect().await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = registry.state.remove(&name);
+                return Err(run_error(e));
+            }
+        };
+        let state = match start_adhoc(&systemd, &registry, &record).await {
+            Ok(s) => s,
+            Err(f) => {
+                if args.rm {
+                    let _ = registry.state.remove(&name);
+                }
+                let code = f
+                    .status
+                    .and_then(|s| u8::try_from(s).ok())
+                    .filter(|s| *s != 0)
+                    .unwrap_or(EXIT_RUN_ERROR);
+                return Err(Failure::with_code(code, f.error));
+            }
+        };
+        if args.detach {
+            println!("{name}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let follower = Follower::start(&unit, Some(&state.invocation_id)).map_err(run_error)?;
+        let end = wait_forwarding_signals(&systemd, &unit)
+            .await
+            .map_err(run_error)?;
+        follower.finish().await;
+        let code = end
+            .as_ref()
+            .and_then(exit_status)
+            .or_else(|| {
+                registry
+                    .state
+                    .read_exit(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|e| e.exit_code)
+            })
+            .unwrap_or(i32::from(EXIT_RUN_ERROR));
+        Ok(ExitCode::from(
+            u8::try_from(code & 0xff).unwrap_or(EXIT_RUN_ERROR),
+        ))
+    })
+}
+
+/// Waits for the unit to stop; SIGINT, SIGTERM and SIGHUP received meanwhile are passed on to
+/// the container's main process, as `docker run` does.
+async fn wait_forwarding_signals(
+    systemd: &Systemd,
+    unit: &str,
+) -> anyhow::Result<Option<UnitState>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let wait = systemd.wait_stopped(unit);
+    tokio::pin!(wait);
+    loop {
+        let sig = tokio::select! {
+            end = &mut wait => return Ok(end?),
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+            _ = hup.recv() => libc::SIGHUP,
+        };
+        if let Err(e) = systemd.kill(unit, "main", sig).await {
+            diag::warning(format!("passing signal {sig} to the container: {e}"));
+        }
+    }
+}
+
+pub fn create(args: CreateArgs) -> CmdResult {
+    let (_, record) = define(&args.flags, args.rm)?;
+    println!("{}", record.spec.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a future on a fresh single-threaded runtime.
+pub fn runtime_block<F: std::future::Future<Output = CmdResult>>(f: F) -> CmdResult {
+    super::runtime().block_on(f)
+}

@@ -1,0 +1,291 @@
+//! Carries out a [`RootfsPlan`] in the current (private, freshly unshared) mount namespace and
+//! pivots into the result. Runs in the container's first process, before the payload is
+//! exec'd; every step names itself in its error so a failed start says what broke.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{FileType, Mode};
+use rustix::io::Errno;
+use rustix::mount::{MountFlags as Flags, MountPropagationFlags, UnmountFlags};
+
+use super::resolve::{self, Create, fd_path};
+use super::{Mount, MountFlags, RootfsPlan};
+
+/// A step that failed, and why.
+#[derive(Debug)]
+pub struct MountError {
+    pub step: String,
+    pub source: io::Error,
+}
+
+impl fmt::Display for MountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.source)
+    }
+}
+
+impl std::error::Error for MountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+trait Step<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, MountError>;
+}
+
+impl<T, E: Into<io::Error>> Step<T> for Result<T, E> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, MountError> {
+        self.map_err(|e| MountError {
+            step: what(),
+            source: e.into(),
+        })
+    }
+}
+
+/// Mounts everything in `plan` and makes its root the process's `/`.
+pub fn apply(plan: &RootfsPlan) -> Result<(), MountError> {
+    // Nothing we mount may propagate back to the host.
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .step(|| "making the mount namespace private".into())?;
+    // pivot_root needs the new root to be a mount point.
+    rustix::mount::mount_bind_recursive(&plan.root, &plan.root)
+        .step(|| format!("binding the root {}", plan.root.display()))?;
+    let root = resolve::open_root(&plan.root)
+        .step(|| format!("opening the root {}", plan.root.display()))?;
+    for mount in &plan.mounts {
+        apply_mount(root.as_fd(), mount)?;
+    }
+    pivot(root.as_fd())
+}
+
+fn flags(f: MountFlags) -> Flags {
+    let mut out = Flags::empty();
+    if f.readonly {
+        out |= Flags::RDONLY;
+    }
+    if f.nosuid {
+        out |= Flags::NOSUID;
+    }
+    if f.nodev {
+        out |= Flags::NODEV;
+    }
+    if f.noexec {
+        out |= Flags::NOEXEC;
+    }
+    out
+}
+
+fn data(options: &str) -> std::ffi::CString {
+    // Options come from the plan, never from user input with NULs; an interior NUL would be a
+    // bug in cleat, and mounting with truncated options is the safe outcome.
+    std::ffi::CString::new(options.split('\0').next().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Mounts a pseudo file system on `target` inside `root`.
+fn mount_fs(
+    root: BorrowedFd<'_>,
+    target: &str,
+    fstype: &str,
+    f: Flags,
+    options: &str,
+) -> Result<(), MountError> {
+    let at = resolve::resolve(root, target, Create::Dir)
+        .step(|| format!("creating mount point {target}"))?;
+    let options = data(options);
+    rustix::mount::mount(
+        fstype,
+        fd_path(at.as_fd()).as_str(),
+        fstype,
+        f,
+        Some(options.as_c_str()),
+    )
+    .step(|| format!("mounting {fstype} on {target}"))
+}
+
+fn apply_mount(root: BorrowedFd<'_>, mount: &Mount) -> Result<(), MountError> {
+    match mount {
+        Mount::Proc { target } => mount_fs(
+            root,
+            target,
+            "proc",
+            Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
+            "",
+        ),
+        Mount::Sysfs { target } => mount_sysfs(root, target),
+        Mount::Dev { target } => mount_dev(root, target),
+        Mount::Tmpfs {
+            target,
+            options,
+            flags: f,
+        } => mount_fs(root, target, "tmpfs", flags(*f), options),
+        Mount::Bind {
+            source,
+            target,
+            readonly,
+        } => bind(root, source, target, *readonly),
+    }
+}
+
+fn mount_sysfs(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
+    let ro = Flags::RDONLY | Flags::NOSUID | Flags::NODEV | Flags::NOEXEC;
+    match mount_fs(root, target, "sysfs", ro, "") {
+        // Without a network namespace of our own the kernel may refuse a new sysfs instance;
+        // fall back to a read-only view of the host's, as runc does.
+        Err(e)
+            if matches!(
+                e.source.raw_os_error(),
+                Some(libc::EPERM) | Some(libc::EBUSY)
+            ) =>
+        {
+            bind(root, Path::new("/sys"), target, true)
+        }
+        other => other,
+    }
+}
+
+/// Binds `source` (a host path) on `target` (inside the root), read-only if asked.
+fn bind(
+    root: BorrowedFd<'_>,
+    source: &Path,
+    target: &str,
+    readonly: bool,
+) -> Result<(), MountError> {
+    let is_dir = std::fs::metadata(source)
+        .step(|| format!("bind source {}", source.display()))?
+        .is_dir();
+    let create = if is_dir { Create::Dir } else { Create::File };
+    let at =
+        resolve::resolve(root, target, create).step(|| format!("creating mount point {target}"))?;
+    rustix::mount::mount_bind_recursive(source, fd_path(at.as_fd()).as_str())
+        .step(|| format!("binding {} on {target}", source.display()))?;
+    if readonly {
+        // The remount must name the new mount, so resolve the target again now that it is
+        // covered.
+        let top =
+            resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
+        rustix::mount::mount_remount(
+            fd_path(top.as_fd()).as_str(),
+            Flags::BIND | Flags::RDONLY | Flags::NOSUID | Flags::NODEV,
+            "",
+        )
+        .step(|| format!("making {target} read-only"))?;
+    }
+    Ok(())
+}
+
+/// The device nodes every container gets (Docker's set), as (name, major, minor).
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+fn mount_dev(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
+    mount_fs(
+        root,
+        target,
+        "tmpfs",
+        Flags::NOSUID | Flags::STRICTATIME,
+        "mode=755,size=65536k",
+    )?;
+    // Open the new tmpfs (the descriptor used to mount it still names the directory below).
+    let dev = open_dir(root, target)?;
+    for &(name, major, minor) in DEVICES {
+        make_device(root, dev.as_fd(), target, name, major, minor)?;
+    }
+    for &(name, dest) in DEV_LINKS {
+        rustix::fs::symlinkat(dest, &dev, name).step(|| format!("linking {target}/{name}"))?;
+    }
+    mount_fs(
+        root,
+        &format!("{target}/pts"),
+        "devpts",
+        Flags::NOSUID | Flags::NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )?;
+    mount_fs(
+        root,
+        &format!("{target}/shm"),
+        "tmpfs",
+        Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
+        "mode=1777,size=65536k",
+    )?;
+    mount_fs(
+        root,
+        &format!("{target}/mqueue"),
+        "mqueue",
+        Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
+        "",
+    )
+}
+
+fn open_dir(root: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, MountError> {
+    let at = resolve::resolve(root, path, Create::No).step(|| format!("opening {path}"))?;
+    rustix::fs::openat(
+        &at,
+        ".",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| format!("opening {path}"))
+}
+
+/// Creates a character device node; where the kernel or a device cgroup forbids `mknod`, binds
+/// the host's node instead (as rootless runtimes do).
+fn make_device(
+    root: BorrowedFd<'_>,
+    dev: BorrowedFd<'_>,
+    target: &str,
+    name: &str,
+    major: u32,
+    minor: u32,
+) -> Result<(), MountError> {
+    let mode = Mode::from_raw_mode(0o666);
+    match rustix::fs::mknodat(
+        dev,
+        name,
+        FileType::CharacterDevice,
+        mode,
+        rustix::fs::makedev(major, minor),
+    ) {
+        Ok(()) => {
+            // mknod applies the umask; the mode must be exact.
+            rustix::fs::chmodat(dev, name, mode, rustix::fs::AtFlags::empty())
+                .step(|| format!("setting the mode of {target}/{name}"))
+        }
+        Err(Errno::PERM) => bind(
+            root,
+            &Path::new("/dev").join(name),
+            &format!("{target}/{name}"),
+            false,
+        ),
+        Err(e) => Err(e).step(|| format!("creating device {target}/{name}")),
+    }
+}
+
+/// Makes the root the process's `/` and detaches the old root (the "pivot_root(".", ".")"
+/// idiom: no directory for the old root is needed inside the new one).
+fn pivot(root: BorrowedFd<'_>) -> Result<(), MountError> {
+    rustix::process::fchdir(root).step(|| "entering the root".into())?;
+    rustix::process::pivot_root(".", ".").step(|| "pivot_root".into())?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH).step(|| "detaching the old root".into())?;
+    rustix::process::chdir("/").step(|| "chdir /".into())
+}

@@ -1,0 +1,222 @@
+//! Opening paths *inside* a root directory. The root's content is hostile until proven
+//! otherwise: a symlink `etc -> /etc` or `proc -> ../../..` must resolve inside the root, never
+//! to the host. `openat2(2)` with `RESOLVE_IN_ROOT` makes the kernel treat the root fd as `/`
+//! for every step, including absolute symlink targets and `..`.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// What to do when the last component (or any parent) does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    No,
+    /// Create missing directories, all the way down.
+    Dir,
+    /// Create missing parent directories and an empty regular file at the end.
+    File,
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens a directory to serve as the root for the other functions here.
+pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn relative(path: &str) -> &str {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() { "." } else { rel }
+}
+
+/// How many symlinks one resolution may follow (the kernel's limit).
+const MAX_LINKS: u32 = 40;
+
+/// An `O_PATH` descriptor for `path` inside `root`, creating what is missing as `create` says.
+///
+/// Missing components are created where the path *resolves* to inside the root: a dangling
+/// symlink `proc -> /elsewhere` gets `/elsewhere` created inside the root, never outside
+/// (the behaviour of runc's secure join).
+pub fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    match rustix::fs::openat2(root, relative(path), flags, Mode::empty(), RESOLVE) {
+        Err(Errno::NOENT) if create != Create::No => {}
+        other => return Ok(other?),
+    }
+    // Walk component by component. `done` is a prefix that resolves to a real directory
+    // (no symlinks in it), so every open below stays confined by RESOLVE_IN_ROOT.
+    let mut pending: std::collections::VecDeque<String> = components(path).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    let mut steps = 0u32;
+    while let Some(name) = pending.pop_front() {
+        steps += 1;
+        if steps > 4096 {
+            return Err(Errno::LOOP.into());
+        }
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        let candidate = [done.as_slice(), std::slice::from_ref(&name)].concat().join("/");
+        let nofollow = flags | OFlags::NOFOLLOW;
+        match rustix::fs::openat2(root, candidate.as_str(), nofollow, Mode::empty(), RESOLVE) {
+            Ok(fd) if is_symlink(&fd)? => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Errno::LOOP.into());
+                }
+                let target = rustix::fs::readlinkat(&fd, "", Vec::new())?;
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for c in components(&target).collect::<Vec<_>>().into_iter().rev() {
+                    pending.push_front(c);
+                }
+            }
+            Ok(_) => done.push(name),
+            Err(Errno::NOENT) => {
+                let parent = rustix::fs::openat2(root, relative(&done.join("/")), flags, Mode::empty(), RESOLVE)?;
+                let dir = reopen_dir(parent.as_fd())?;
+                if pending.is_empty() && create == Create::File {
+                    let file = rustix::fs::openat(
+                        &dir,
+                        name.as_str(),
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    );
+                    match file {
+                        Ok(_) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else {
+                    match rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // Look at it again: a racing writer may have put a symlink there.
+                pending.push_front(name);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(rustix::fs::openat2(root, relative(&done.join("/")), flags, Mode::empty(), RESOLVE)?)
+}
+
+fn components(path: &str) -> impl Iterator<Item = String> + '_ {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_owned)
+}
+
+fn is_symlink(fd: &OwnedFd) -> io::Result<bool> {
+    let stat = rustix::fs::fstat(fd)?;
+    Ok(rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Symlink)
+}
+
+/// A real (non-`O_PATH`) directory descriptor for an `O_PATH` one, for the `*at` calls that
+/// need one.
+fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `/proc/self/fd/N` for a descriptor: a path the mount syscalls accept, naming exactly the
+/// object the descriptor refers to.
+pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+    use std::os::fd::AsRawFd;
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Reads a (small) regular file inside the root; `Ok(None)` if it does not exist.
+pub fn read_file(root: BorrowedFd<'_>, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let fd = match rustix::fs::openat2(
+        root,
+        relative(path),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+        RESOLVE,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let stat = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path} is not a regular file"),
+        ));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
+    Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cleat-resolve-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn absolute_symlinks_stay_inside_the_root() {
+        let dir = scratch("abs");
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/passwd"), "inside\n").unwrap();
+        std::fs::write(dir.join("passwd"), "outside\n").unwrap();
+        // /etc -> /real inside the root; on the host it would point at /real.
+        symlink("/real", root.join("etc")).unwrap();
+        // A link climbing out: ../../passwd from the root is the root itself.
+        symlink("../../../passwd", root.join("escape")).unwrap();
+        let fd = open_root(&root).unwrap();
+        let got = read_file(fd.as_fd(), "/etc/passwd", 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"inside\n");
+        assert_eq!(read_file(fd.as_fd(), "/escape", 1 << 20).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn creating_through_a_symlink_creates_inside_the_root() {
+        let dir = scratch("create");
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        symlink(&outside, root.join("proc")).unwrap();
+        let fd = open_root(&root).unwrap();
+        resolve(fd.as_fd(), "/proc/sub", Create::Dir).unwrap();
+        assert!(
+            !outside.join("sub").exists(),
+            "a directory was created outside the root"
+        );
+        assert!(
+            root.join(outside.strip_prefix("/").unwrap())
+                .join("sub")
+                .is_dir()
+        );
+        resolve(fd.as_fd(), "/run/host/notify", Create::File).unwrap();
+        assert!(root.join("run/host/notify").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,166 @@
+//! Starting the container's first process and handing it to systemd (DESIGN decision 4).
+//!
+//! cleat runs as the unit's `ExecStart=` process of a `Type=notify` service. It clones the
+//! container's first process into new namespaces *as a sibling* (`CLONE_PARENT`, so its parent
+//! is systemd, which therefore reaps it and sees its exit status), waits until the child has
+//! built the root file system, tells systemd `MAINPID=<child>`, waits on a notification
+//! barrier until systemd has taken that in, and only then lets the child exec the payload. Had
+//! the payload been allowed to run first, a fast exit could be reaped before systemd knew whose
+//! exit it was. After the exec, cleat sends `READY=1` (unless the payload reports readiness
+//! itself) and exits: no cleat process stays behind.
+//!
+//! Outside systemd (no `$NOTIFY_SOCKET`) the child is an ordinary child and cleat waits for it
+//! and returns its exit code, which is useful for debugging a definition by hand.
+
+use std::io;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use crate::rootfs::RootfsPlan;
+use crate::spec::Notify;
+use crate::sys::{self, CloneFlags, Forked};
+
+use super::child;
+use super::notify;
+use super::process::ProcessPlan;
+use super::sync::{self, Message};
+
+/// The namespaces every container gets.
+pub const NAMESPACES: CloneFlags = CloneFlags(
+    CloneFlags::NEWNS.0 | CloneFlags::NEWPID.0 | CloneFlags::NEWUTS.0 | CloneFlags::NEWIPC.0,
+);
+
+/// How long systemd may take to acknowledge `MAINPID=` before the start is abandoned.
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What to start.
+pub struct Launch<'a> {
+    pub rootfs: &'a RootfsPlan,
+    pub process: &'a ProcessPlan,
+    pub namespaces: CloneFlags,
+    pub notify: Notify,
+}
+
+/// How it ended, from cleat's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// systemd now supervises the container's first process (host PID) as the main process.
+    HandedOver { pid: i32 },
+    /// Not under systemd: the container ran to completion with this exit code (128 + signal
+    /// number if a signal ended it, as a shell reports it).
+    Exited(i32),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot create the container's first process: {0}")]
+    Clone(#[source] io::Error),
+    #[error("{0}")]
+    Setup(String),
+    #[error("{message}")]
+    Exec { code: u8, message: String },
+    #[error("lost contact with the container's first process: {0}")]
+    Sync(#[source] io::Error),
+    #[error("the container's first process died while setting up")]
+    ChildDied,
+    #[error("notifying systemd: {0}")]
+    Notify(#[source] io::Error),
+    #[error("waiting for the container: {0}")]
+    Wait(#[source] io::Error),
+}
+
+/// Starts the container. Must be called from a single-threaded process.
+pub fn launch(l: &Launch<'_>) -> Result<Outcome, LaunchError> {
+    let supervised = notify::supervised();
+    let (parent_end, child_end) = sync::pair().map_err(LaunchError::Clone)?;
+    let flags = if supervised {
+        l.namespaces | CloneFlags::PARENT
+    } else {
+        l.namespaces
+    };
+    match sys::clone_process(flags).map_err(LaunchError::Clone)? {
+        Forked::Child => {
+            drop(parent_end);
+            child::run(child_end, l)
+        }
+        Forked::Parent(pid) => {
+            drop(child_end);
+            parent(parent_end, pid, supervised, l.notify)
+        }
+    }
+}
+
+fn parent(
+    sock: std::os::fd::OwnedFd,
+    pid: i32,
+    supervised: bool,
+    mode: Notify,
+) -> Result<Outcome, LaunchError> {
+    match sync::recv(&sock).map_err(LaunchError::Sync)? {
+        Some(Message::Ready) => {}
+        Some(Message::SetupFailed(msg)) => {
+            reap_if_ours(pid, supervised);
+            return Err(LaunchError::Setup(msg));
+        }
+        _ => {
+            reap_if_ours(pid, supervised);
+            return Err(LaunchError::ChildDied);
+        }
+    }
+    if supervised {
+        let main_pid = u32::try_from(pid).map_err(|_| LaunchError::ChildDied)?;
+        notify::send(&[NotifyState::MainPid(main_pid)]).map_err(LaunchError::Notify)?;
+        notify::barrier(BARRIER_TIMEOUT).map_err(LaunchError::Notify)?;
+    }
+    sync::send(&sock, &Message::Go).map_err(LaunchError::Sync)?;
+    match sync::recv(&sock).map_err(LaunchError::Sync)? {
+        None => {}
+        Some(Message::ExecFailed { code, message }) => {
+            reap_if_ours(pid, supervised);
+            return Err(LaunchError::Exec { code, message });
+        }
+        Some(_) => return Err(LaunchError::ChildDied),
+    }
+    if !supervised {
+        return wait(pid).map(Outcome::Exited);
+    }
+    let status = match mode {
+        Notify::Exec => {
+            notify::send(&[NotifyState::Ready, NotifyState::Status("Container running")])
+        }
+        Notify::Container => notify::send(&[NotifyState::Status(
+            "Waiting for the container to report readiness",
+        )]),
+    };
+    status.map_err(LaunchError::Notify)?;
+    Ok(Outcome::HandedOver { pid })
+}
+
+/// Waits for our own child (the unsupervised case) and turns its status into an exit code.
+fn wait(pid: i32) -> Result<i32, LaunchError> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(LaunchError::ChildDied)?;
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                if let Some(code) = status.exit_status() {
+                    return Ok(code);
+                }
+                if let Some(sig) = status.terminating_signal() {
+                    return Ok(128 + sig);
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(LaunchError::Wait(e.into())),
+        }
+    }
+}
+
+/// After a failure, collect the child if it is ours (unsupervised). Under systemd it is
+/// systemd's child, and systemd reaps it.
+fn reap_if_ours(pid: i32, supervised: bool) {
+    if !supervised {
+        let _ = wait(pid);
+    }
+}

@@ -1,0 +1,433 @@
+//! A small typed client for systemd's D-Bus API (`org.freedesktop.systemd1`): the calls cleat
+//! makes, with jobs awaited through `JobRemoved` (subscribed before the call, so a fast job
+//! cannot slip by) and unit state read in one `GetAll` per interface.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use zbus::Connection;
+use zbus::proxy;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
+
+use super::props::{DbusValue, Prop};
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_blocking = false
+)]
+trait Manager {
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, Value<'_>)],
+        aux: &[(&str, Vec<(&str, Value<'_>)>)],
+    ) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn set_unit_properties(
+        &self,
+        name: &str,
+        runtime: bool,
+        properties: &[(&str, Value<'_>)],
+    ) -> zbus::Result<()>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn reload(&self) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: ObjectPath<'_>,
+        unit: &str,
+        result: &str,
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn unit_removed(&self, unit: &str, path: ObjectPath<'_>) -> zbus::Result<()>;
+}
+
+#[proxy(
+    interface = "org.freedesktop.DBus.Properties",
+    default_service = "org.freedesktop.systemd1",
+    gen_blocking = false
+)]
+trait Properties {
+    fn get_all(&self, interface: &str) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(signal)]
+    fn properties_changed(
+        &self,
+        interface: &str,
+        changed: HashMap<&str, Value<'_>>,
+        invalidated: Vec<&str>,
+    ) -> zbus::Result<()>;
+}
+
+const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
+const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(
+        "cannot reach systemd over D-Bus ({address}): {source}\n\
+         hint: cleat needs a running systemd and its system bus; is this host booted with systemd?"
+    )]
+    Connect {
+        address: String,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("no such unit {0}")]
+    NoSuchUnit(String),
+    #[error("systemd refused: {0}")]
+    Call(String),
+    #[error("D-Bus: {0}")]
+    Protocol(#[from] zbus::Error),
+}
+
+impl BusError {
+    fn from_call(e: zbus::Error, unit: &str) -> BusError {
+        if let zbus::Error::MethodError(name, detail, _) = &e {
+            if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" {
+                return BusError::NoSuchUnit(unit.to_owned());
+            }
+            return BusError::Call(detail.clone().unwrap_or_else(|| name.to_string()));
+        }
+        BusError::Protocol(e)
+    }
+}
+
+/// What a finished job reports (`JobRemoved`'s `result`): `done`, `failed`, `canceled`,
+/// `timeout`, `dependency` or `skipped`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobResult(pub String);
+
+impl JobResult {
+    pub fn is_done(&self) -> bool {
+        self.0 == "done"
+    }
+}
+
+/// A snapshot of a unit's state (the `Unit` and, for services, `Service` interfaces).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitState {
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// The service's `Result=` (`success`, `exit-code`, `signal`, `timeout`, ...).
+    pub result: String,
+    pub main_pid: u32,
+    /// `CLD_EXITED` (1), `CLD_KILLED` (2) or `CLD_DUMPED` (3); 0 if the process never ran.
+    pub exec_main_code: i32,
+    pub exec_main_status: i32,
+    pub n_restarts: u32,
+    /// Microseconds since the epoch; 0 when never.
+    pub active_enter_usec: u64,
+    pub inactive_enter_usec: u64,
+    pub exec_main_start_usec: u64,
+    pub exec_main_exit_usec: u64,
+    pub invocation_id: String,
+}
+
+impl UnitState {
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self.active_state.as_str(),
+            "active" | "activating" | "deactivating" | "reloading"
+        )
+    }
+}
+
+fn get<T: TryFrom<OwnedValue>>(map: &HashMap<String, OwnedValue>, key: &str) -> Option<T> {
+    map.get(key)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| T::try_from(v).ok())
+}
+
+fn to_value(v: &DbusValue) -> Value<'static> {
+    match v {
+        DbusValue::Str(s) => Value::from(s.clone()),
+        DbusValue::Bool(b) => Value::from(*b),
+        DbusValue::U32(n) => Value::from(*n),
+        DbusValue::I32(n) => Value::from(*n),
+        DbusValue::U64(n) => Value::from(*n),
+        DbusValue::Strs(v) => Value::from(v.clone()),
+        DbusValue::Exec(cmds) => Value::from(cmds.clone()),
+    }
+}
+
+/// Properties in the form the D-Bus calls take.
+pub fn dbus_properties(props: &[Prop]) -> Vec<(&'static str, Value<'static>)> {
+    props
+        .iter()
+        .map(|p| {
+            let (name, value) = p.dbus();
+            (name, to_value(&value))
+        })
+        .collect()
+}
+
+/// A connection to systemd.
+pub struct Systemd {
+    conn: Connection,
+    manager: ManagerProxy<'static>,
+    subscribed: std::sync::atomic::AtomicBool,
+}
+
+impl Systemd {
+    /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the standard socket).
+    pub async fn connect() -> Result<Systemd, BusError> {
+        let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+            .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into());
+        let connect = async {
+            let conn = Connection::system().await?;
+            let manager = ManagerProxy::new(&conn).await?;
+            Ok::<_, zbus::Error>(Systemd {
+                conn,
+                manager,
+                subscribed: false.into(),
+            })
+        };
+        match tokio::time::timeout(Duration::from_secs(25), connect).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(source)) => Err(BusError::Connect { address, source }),
+            Err(_) => Err(BusError::Connect {
+                address,
+                source: zbus::Error::Failure("timed out".into()),
+            }),
+        }
+    }
+
+    /// Asks systemd to send us signals (once per connection; systemd refuses a second time).
+    async fn subscribe(&self) -> Result<(), BusError> {
+        use std::sync::atomic::Ordering;
+        if self.subscribed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.manager
+            .subscribe()
+            .await
+            .map_err(|e| BusError::from_call(e, "subscribe"))
+    }
+
+    /// Runs a job-creating call and waits for the job to finish.
+    async fn job<F>(&self, unit: &str, call: F) -> Result<JobResult, BusError>
+    where
+        F: Future<Output = zbus::Result<OwnedObjectPath>>,
+    {
+        let mut removed = self.manager.receive_job_removed().await?;
+        self.subscribe().await?;
+        let job = call.await.map_err(|e| BusError::from_call(e, unit))?;
+        while let Some(signal) = removed.next().await {
+            let args = signal.args()?;
+            if args.job() == &*job {
+                return Ok(JobResult(args.result().to_string()));
+            }
+        }
+        Err(BusError::Call(
+            "the connection to systemd closed while waiting for a job".into(),
+        ))
+    }
+
+    /// `StartTransientUnit` in `fail` mode (an existing unit of that name is an error), waiting
+    /// for the start job.
+    pub async fn start_transient(&self, unit: &str, props: &[Prop]) -> Result<JobResult, BusError> {
+        let props = dbus_properties(props);
+        let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
+        self.job(
+            unit,
+            self.manager
+                .start_transient_unit(unit, "fail", &props, &aux),
+        )
+        .await
+    }
+
+    pub async fn start(&self, unit: &str) -> Result<JobResult, BusError> {
+        self.job(unit, self.manager.start_unit(unit, "replace"))
+            .await
+    }
+
+    pub async fn stop(&self, unit: &str) -> Result<JobResult, BusError> {
+        self.job(unit, self.manager.stop_unit(unit, "replace"))
+            .await
+    }
+
+    /// Starts a stop job and returns without waiting for it.
+    pub async fn stop_no_wait(&self, unit: &str) -> Result<(), BusError> {
+        self.manager
+            .stop_unit(unit, "replace")
+            .await
+            .map_err(|e| BusError::from_call(e, unit))?;
+        Ok(())
+    }
+
+    pub async fn restart(&self, unit: &str) -> Result<JobResult, BusError> {
+        self.job(unit, self.manager.restart_unit(unit, "replace"))
+            .await
+    }
+
+    /// `KillUnit`: `whom` is `main` or `all`.
+    pub async fn kill(&self, unit: &str, whom: &str, signal: i32) -> Result<(), BusError> {
+        self.manager
+            .kill_unit(unit, whom, signal)
+            .await
+            .map_err(|e| BusError::from_call(e, unit))
+    }
+
+    pub async fn reset_failed(&self, unit: &str) -> Result<(), BusError> {
+        match self.manager.reset_failed_unit(unit).await {
+            Ok(()) => Ok(()),
+            Err(e) => match BusError::from_call(e, unit) {
+                BusError::NoSuchUnit(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub async fn set_properties(
+        &self,
+        unit: &str,
+        runtime: bool,
+        props: &[Prop],
+    ) -> Result<(), BusError> {
+        let props = dbus_properties(props);
+        self.manager
+            .set_unit_properties(unit, runtime, &props)
+            .await
+            .map_err(|e| BusError::from_call(e, unit))
+    }
+
+    /// The current values of a service's `u64` properties (such as `MemoryMax`), by D-Bus
+    /// name; missing names are left out.
+    pub async fn service_u64s(
+        &self,
+        unit: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, u64>, BusError> {
+        let Some(path) = self.loaded_path(unit).await? else {
+            return Ok(HashMap::new());
+        };
+        let all = self.properties(&path).await?.get_all(SERVICE_IFACE).await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| get::<u64>(&all, n).map(|v| ((*n).to_owned(), v)))
+            .collect())
+    }
+
+    pub async fn daemon_reload(&self) -> Result<(), BusError> {
+        self.manager
+            .reload()
+            .await
+            .map_err(|e| BusError::from_call(e, "daemon"))
+    }
+
+    /// The object path of a unit that is loaded now, or `None`.
+    async fn loaded_path(&self, unit: &str) -> Result<Option<OwnedObjectPath>, BusError> {
+        match self.manager.get_unit(unit).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => match BusError::from_call(e, unit) {
+                BusError::NoSuchUnit(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn properties(
+        &self,
+        path: &OwnedObjectPath,
+    ) -> Result<PropertiesProxy<'static>, BusError> {
+        Ok(PropertiesProxy::builder(&self.conn)
+            .path(path.clone())?
+            .build()
+            .await?)
+    }
+
+    /// The state of a unit, loading it if needed (so a template instance that is not loaded
+    /// still reports `inactive`). `None` only for a unit that systemd cannot find at all.
+    pub async fn state(&self, unit: &str) -> Result<Option<UnitState>, BusError> {
+        let path = match self.loaded_path(unit).await? {
+            Some(p) => p,
+            None => match self.manager.load_unit(unit).await {
+                Ok(p) => p,
+                Err(e) => match BusError::from_call(e, unit) {
+                    BusError::NoSuchUnit(_) => return Ok(None),
+                    other => return Err(other),
+                },
+            },
+        };
+        self.state_at(&path).await.map(Some)
+    }
+
+    /// The state of a loaded unit; `None` if it is not loaded (a transient unit that was
+    /// garbage-collected).
+    pub async fn state_if_loaded(&self, unit: &str) -> Result<Option<UnitState>, BusError> {
+        match self.loaded_path(unit).await? {
+            Some(path) => match self.state_at(&path).await {
+                Ok(s) => Ok(Some(s)),
+                Err(BusError::Protocol(zbus::Error::MethodError(..))) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn state_at(&self, path: &OwnedObjectPath) -> Result<UnitState, BusError> {
+        let props = self.properties(path).await?;
+        let unit = props.get_all(UNIT_IFACE).await?;
+        // Not every unit is a service; a failure here leaves the service fields empty.
+        let service = props.get_all(SERVICE_IFACE).await.unwrap_or_default();
+        let invocation: Vec<u8> = get(&unit, "InvocationID").unwrap_or_default();
+        Ok(UnitState {
+            load_state: get(&unit, "LoadState").unwrap_or_default(),
+            active_state: get(&unit, "ActiveState").unwrap_or_default(),
+            sub_state: get(&unit, "SubState").unwrap_or_default(),
+            result: get(&service, "Result").unwrap_or_default(),
+            main_pid: get(&service, "MainPID").unwrap_or_default(),
+            exec_main_code: get(&service, "ExecMainCode").unwrap_or_default(),
+            exec_main_status: get(&service, "ExecMainStatus").unwrap_or_default(),
+            n_restarts: get(&service, "NRestarts").unwrap_or_default(),
+            active_enter_usec: get(&unit, "ActiveEnterTimestamp").unwrap_or_default(),
+            inactive_enter_usec: get(&unit, "InactiveEnterTimestamp").unwrap_or_default(),
+            exec_main_start_usec: get(&service, "ExecMainStartTimestamp").unwrap_or_default(),
+            exec_main_exit_usec: get(&service, "ExecMainExitTimestamp").unwrap_or_default(),
+            invocation_id: invocation.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// Waits until the unit is no longer running (inactive or failed, or gone), and returns
+    /// its last state if it is still loaded. Woken by `PropertiesChanged` and `UnitRemoved`,
+    /// with a periodic re-check as a safety net.
+    pub async fn wait_stopped(&self, unit: &str) -> Result<Option<UnitState>, BusError> {
+        let mut removed = self.manager.receive_unit_removed().await?;
+        self.subscribe().await?;
+        let Some(path) = self.loaded_path(unit).await? else {
+            return Ok(None);
+        };
+        let props = self.properties(&path).await?;
+        let mut changed = props.receive_properties_changed().await?;
+        loop {
+            match self.state_at(&path).await {
+                Ok(state) if !state.is_running() => return Ok(Some(state)),
+                Ok(_) => {}
+                Err(_) if self.loaded_path(unit).await?.is_none() => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = changed.next() => {}
+                Some(signal) = removed.next() => {
+                    if signal.args().map(|a| a.unit() == &unit).unwrap_or(false) {
+                        return Ok(None);
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The one translator from a [`Spec`] to systemd unit properties (DESIGN decision 1), and
+//! the two renderings of its result: D-Bus properties for `StartTransientUnit` /
+//! `SetUnitProperties`, and unit-file directives for the generator's drop-in.
+//!
+//! A [`Prop`] knows its unit-file section and key, its D-Bus name and type, and its value; no
+//! other code spells out a systemd property, so the two paths cannot drift.
+
+use std::fmt;
+
+use crate::spec::{Bytes, Count, Cpus, Limit, Name, Restart, Signal, Spec, Timeout};
+
+use super::Kind;
+
+/// A unit-file section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Unit,
+    Service,
+}
+
+impl Section {
+    pub fn header(self) -> &'static str {
+        match self {
+            Section::Unit => "[Unit]",
+            Section::Service => "[Service]",
+        }
+    }
+}
+
+/// Dependency kinds, by their unit-file key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dep {
+    After,
+    Before,
+    Requires,
+    Wants,
+    BindsTo,
+    PartOf,
+    Conflicts,
+}
+
+impl Dep {
+    fn key(self) -> &'static str {
+        match self {
+            Dep::After => "After",
+            Dep::Before => "Before",
+            Dep::Requires => "Requires",
+            Dep::Wants => "Wants",
+            Dep::BindsTo => "BindsTo",
+            Dep::PartOf => "PartOf",
+            Dep::Conflicts => "Conflicts",
+        }
+    }
+}
+
+/// A command line for `ExecStart=` and friends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecCommand {
+    pub argv: Vec<String>,
+    /// The `-` prefix: a failure of this command does not fail the unit.
+    pub ignore_failure: bool,
+}
+
+/// One systemd unit property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prop {
+    Description(String),
+    Dependency(Dep, Vec<String>),
+    StartLimitBurst(u32),
+    StartLimitInterval(Timeout),
+    Type(&'static str),
+    NotifyAccess(&'static str),
+    ExecStart(ExecCommand),
+    ExecStopPost(ExecCommand),
+    Slice(String),
+    KillMode(&'static str),
+    KillSignal(Signal),
+    TimeoutStart(Timeout),
+    TimeoutStop(Timeout),
+    Restart(Restart),
+    RestartDelay(Timeout),
+    SyslogIdentifier(String),
+    CollectMode(&'static str),
+    /// The calling D-Bus client holds a reference, so the unit outlives its stop until the
+    /// client has read the result (transient units only).
+    AddRef(bool),
+    Environment(Vec<String>),
+    MemoryMax(Limit<Bytes>),
+    CpuQuota(Option<Cpus>),
+    TasksMax(Limit<Count>),
+}
+
+/// A D-Bus value of the types systemd's properties use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbusValue {
+    Str(String),
+    Bool(bool),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    Strs(Vec<String>),
+    /// `a(sasb)`: path, argv, ignore-failure.
+    Exec(Vec<(String, Vec<String>, bool)>),
+}
+
+impl fmt::Display for DbusValue {
+    /// A readable, stable text form (signature, then value) for golden tests and debugging.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbusValue::Str(s) => write!(f, "s {s:?}"),
+            DbusValue::Bool(b) => write!(f, "b {b}"),
+            DbusValue::U32(n) => write!(f, "u {n}"),
+            DbusValue::I32(n) => write!(f, "i {n}"),
+            DbusValue::U64(n) => write!(f, "t {n}"),
+            DbusValue::Strs(v) => write!(f, "as {v:?}"),
+            DbusValue::Exec(cmds) => {
+                f.write_str("a(sasb) [")?;
+                for (i, (path, argv, ignore)) in cmds.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "({path:?}, {argv:?}, {ignore})")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// systemd's D-Bus encoding of "no limit" for 64-bit properties.
+const INFINITY: u64 = u64::MAX;
+
+/// Quotes a word for an `ExecStart=` line (systemd's rules: double quotes, with `\`, `"`
+/// escaped; `%` doubled to defeat specifier expansion, `$` doubled to defeat variable
+/// expansion).
+fn quote_exec_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@".contains(c));
+    if plain {
+        return word.to_owned();
+    }
+    let mut out = String::from("\"");
+    for c in word.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Prop {
+    /// True for the resource-control properties, which cleat also applies live at each start
+    /// (`SetUnitProperties`), so changing them needs no daemon-reload.
+    pub fn is_resource(&self) -> bool {
+        matches!(
+            self,
+            Prop::MemoryMax(_) | Prop::CpuQuota(_) | Prop::TasksMax(_)
+        )
+    }
+
+    /// Unit-file section and key.
+    pub fn key(&self) -> (Section, &'static str) {
+        use Section::{Service, Unit};
+        match self {
+            Prop::Description(_) => (Unit, "Description"),
+            Prop::Dependency(d, _) => (Unit, d.key()),
+            Prop::StartLimitBurst(_) => (Unit, "StartLimitBurst"),
+            Prop::StartLimitInterval(_) => (Unit, "StartLimitIntervalSec"),
+            Prop::Type(_) => (Service, "Type"),
+            Prop::NotifyAccess(_) => (Service, "NotifyAccess"),
+            Prop::ExecStart(_) => (Service, "ExecStart"),
+            Prop::ExecStopPost(_) => (Service, "ExecStopPost"),
+            Prop::Slice(_) => (Service, "Slice"),
+            Prop::KillMode(_) => (Service, "KillMode"),
+            Prop::KillSignal(_) => (Service, "KillSignal"),
+            Prop::TimeoutStart(_) => (Service, "TimeoutStartSec"),
+            Prop::TimeoutStop(_) => (Service, "TimeoutStopSec"),
+            Prop::Restart(_) => (Service, "Restart"),
+            Prop::RestartDelay(_) => (Service, "RestartSec"),
+            Prop::SyslogIdentifier(_) => (Service, "SyslogIdentifier"),
+            Prop::CollectMode(_) => (Unit, "CollectMode"),
+            Prop::AddRef(_) => (Unit, "AddRef"),
+            Prop::Environment(_) => (Service, "Environment"),
+            Prop::MemoryMax(_) => (Service, "MemoryMax"),
+            Prop::CpuQuota(_) => (Service, "CPUQuota"),
+            Prop::TasksMax(_) => (Service, "TasksMax"),
+        }
+    }
+
+    /// The unit-file value (the text after `Key=`).
+    pub fn unit_file_value(&self) -> String {
+        let exec = |c: &ExecCommand| {
+            let words: Vec<String> = c.argv.iter().map(|w| quote_exec_word(w)).collect();
+            format!(
+                "{}{}",
+                if c.ignore_failure { "-" } else { "" },
+                words.join(" ")
+            )
+        };
+        match self {
+            Prop::Description(s) | Prop::Slice(s) | Prop::SyslogIdentifier(s) => {
+                s.replace('%', "%%")
+            }
+            Prop::Dependency(_, units) => units.join(" "),
+            Prop::StartLimitBurst(n) => n.to_string(),
+            Prop::StartLimitInterval(t)
+            | Prop::TimeoutStart(t)
+            | Prop::TimeoutStop(t)
+            | Prop::RestartDelay(t) => t.to_unit_file(),
+            Prop::Type(s) | Prop::NotifyAccess(s) | Prop::KillMode(s) | Prop::CollectMode(s) => {
+                (*s).to_owned()
+            }
+            Prop::ExecStart(c) | Prop::ExecStopPost(c) => exec(c),
+            Prop::KillSignal(s) => s.to_string(),
+            Prop::Restart(r) => r.as_str().to_owned(),
+            Prop::AddRef(b) => if *b { "yes" } else { "no" }.to_owned(),
+            Prop::Environment(vars) => vars
+                .iter()
+                .map(|v| quote_exec_word(v))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Prop::MemoryMax(l) => match l {
+                Limit::Value(b) => b.0.to_string(),
+                Limit::Infinity => "infinity".into(),
+            },
+            Prop::CpuQuota(q) => q.map(Cpus::to_unit_file).unwrap_or_default(),
+            Prop::TasksMax(l) => match l {
+                Limit::Value(n) => n.0.to_string(),
+                Limit::Infinity => "infinity".into(),
+            },
+        }
+    }
+
+    /// The D-Bus property name and value (as `StartTransientUnit` and `SetUnitProperties`
+    /// take them).
+    pub fn dbus(&self) -> (&'static str, DbusValue) {
+        use DbusValue as V;
+        let exec =
+            |c: &ExecCommand| V::Exec(vec![(c.argv[0].clone(), c.argv.clone(), c.ignore_failure)]);
+        match self {
+            Prop::Description(s) => ("Description", V::Str(s.clone())),
+            Prop::Dependency(d, units) => (d.key(), V::Strs(units.clone())),
+            Prop::StartLimitBurst(n) => ("StartLimitBurst", V::U32(*n)),
+            Prop::StartLimitInterval(t) => ("StartLimitIntervalUSec", V::U64(t.as_usec())),
+            Prop::Type(s) => ("Type", V::Str((*s).into())),
+            Prop::NotifyAccess(s) => ("NotifyAccess", V::Str((*s).into())),
+            Prop::ExecStart(c) => ("ExecStart", exec(c)),
+            Prop::ExecStopPost(c) => ("ExecStopPost", exec(c)),
+            Prop::Slice(s) => ("Slice", V::Str(s.clone())),
+            Prop::KillMode(s) => ("KillMode", V::Str((*s).into())),
+            Prop::KillSignal(s) => ("KillSignal", V::I32(s.number())),
+            Prop::TimeoutStart(t) => ("TimeoutStartUSec", V::U64(t.as_usec())),
+            Prop::TimeoutStop(t) => ("TimeoutStopUSec", V::U64(t.as_usec())),
+            Prop::Restart(r) => ("Restart", V::Str(r.as_str().into())),
+            Prop::RestartDelay(t) => ("RestartUSec", V::U64(t.as_usec())),
+            Prop::SyslogIdentifier(s) => ("SyslogIdentifier", V::Str(s.clone())),
+            Prop::CollectMode(s) => ("CollectMode", V::Str((*s).into())),
+            Prop::AddRef(b) => ("AddRef", V::Bool(*b)),
+            Prop::Environment(vars) => ("Environment", V::Strs(vars.clone())),
+            Prop::MemoryMax(l) => (
+                "MemoryMax",
+                V::U64(match l {
+                    Limit::Value(b) => b.0,
+                    Limit::Infinity => INFINITY,
+                }),
+            ),
+            Prop::CpuQuota(q) => (
+                "CPUQuotaPerSecUSec",
+                V::U64(q.map(Cpus::quota_usec_per_sec).unwrap_or(INFINITY)),
+            ),
+            Prop::TasksMax(l) => (
+                "TasksMax",
+                V::U64(match l {
+                    Limit::Value(n) => n.0,
+                    Limit::Infinity => INFINITY,
+                }),
+            ),
+        }
+    }
+}
+
+/// The unit name of the container a `depends-on` entry names. The caller decides (a declared
+/// container's unit is `container@NAME.service`, an ad-hoc one's `cleat-NAME.service`).
+pub type UnitNamer<'a> = &'a dyn Fn(&Name) -> String;
+
+/// The properties that follow from a spec: the unit-level settings (dependencies, restart,
+/// timeouts, stop signal) and the resource limits. The same list feeds the generator's
+/// drop-in and a transient unit.
+pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
+    let mut props = Vec::new();
+    if let Some(d) = &spec.description {
+        props.push(Prop::Description(d.clone()));
+    }
+    let deps: Vec<String> = spec.depends_on.iter().map(unit_of).collect();
+    let mut after = deps.clone();
+    after.extend(spec.unit.after.iter().cloned());
+    let mut requires = deps;
+    requires.extend(spec.unit.requires.iter().cloned());
+    for (dep, units) in [
+        (Dep::Requires, requires),
+        (Dep::After, after),
+        (Dep::Wants, spec.unit.wants.clone()),
+        (Dep::BindsTo, spec.unit.binds_to.clone()),
+        (Dep::PartOf, spec.unit.part_of.clone()),
+        (Dep::Before, spec.unit.before.clone()),
+        (Dep::Conflicts, spec.unit.conflicts.clone()),
+    ] {
+        if !units.is_empty() {
+            props.push(Prop::Dependency(dep, units));
+        }
+    }
+    if let Some(policy) = spec.restart {
+        props.push(Prop::Restart(policy.restart));
+        if let Some(n) = policy.max_retries {
+            // Docker counts restarts; systemd counts starts within the interval. An
+            // unlimited interval makes the count absolute, as in Docker.
+            props.push(Prop::StartLimitBurst(n.saturating_add(1)));
+            props.push(Prop::StartLimitInterval(Timeout::Infinity));
+        }
+    }
+    if let Some(t) = spec.restart_delay {
+        props.push(Prop::RestartDelay(t));
+    }
+    if let Some(t) = spec.start_timeout {
+        props.push(Prop::TimeoutStart(t));
+    }
+    if let Some(t) = spec.stop_timeout {
+        props.push(Prop::TimeoutStop(t));
+    }
+    if let Some(s) = spec.stop_signal {
+        props.push(Prop::KillSignal(s));
+    }
+    props.extend(resources(spec));
+    props
+}
+
+/// The resource-control subset of [`translate`].
+pub fn resources(spec: &Spec) -> Vec<Prop> {
+    let mut props = Vec::new();
+    if let Some(m) = spec.memory {
+        props.push(Prop::MemoryMax(m));
+    }
+    if let Some(c) = spec.cpus {
+        props.push(Prop::CpuQuota(Some(c)));
+    }
+    if let Some(p) = spec.pids_limit {
+        props.push(Prop::TasksMax(p));
+    }
+    props
+}
+
+/// The properties that make a unit a cleat container, whatever the spec says: the process
+/// model (DESIGN decision 4) and Docker's stop defaults. The template `container@.service`
+/// carries exactly these for declared containers (a unit test holds it to that); a
+/// transient unit gets them at creation.
+pub fn base(kind: Kind, name: &str, exe: &str) -> Vec<Prop> {
+    let flag = match kind {
+        Kind::Declared => "--declared",
+        Kind::Adhoc => "--adhoc",
+    };
+    let cmd = |verb: &str, ignore_failure: bool| ExecCommand {
+        argv: vec![
+            exe.into(),
+            "internal".into(),
+            verb.into(),
+            flag.into(),
+            name.into(),
+        ],
+        ignore_failure,
+    };
+    vec![
+        Prop::Type("notify"),
+        Prop::NotifyAccess("all"),
+        Prop::ExecStart(cmd("start", false)),
+        Prop::ExecStopPost(cmd("stopped", true)),
+        Prop::Slice("machine.slice".into()),
+        Prop::KillMode("mixed"),
+        Prop::KillSignal(Signal::TERM),
+        Prop::TimeoutStop(Timeout::from_secs(10)),
+        Prop::SyslogIdentifier(name.into()),
+    ]
+}
+
+/// The full property list of an ad-hoc container's transient unit: the base, then the spec's
+/// (which override the base's defaults, key by key).
+pub fn transient(spec: &Spec, exe: &str, unit_of: UnitNamer<'_>, foreground: bool) -> Vec<Prop> {
+    let mut props = vec![Prop::Description(format!("Container {}", spec.name))];
+    props.extend(base(Kind::Adhoc, spec.name.as_str(), exe));
+    // The exit status is recorded by ExecStopPost, so an exited container need not linger as a
+    // failed unit.
+    props.push(Prop::CollectMode("inactive-or-failed"));
+    if foreground {
+        props.push(Prop::AddRef(true));
+    }
+    props.extend(translate(spec, unit_of));
+    dedup_last_wins(props)
+}
+
+/// Removes earlier occurrences of single-valued properties that a later one overrides
+/// (dependency lists accumulate, as in unit files).
+fn dedup_last_wins(props: Vec<Prop>) -> Vec<Prop> {
+    let mut out: Vec<Prop> = Vec::with_capacity(props.len());
+    for p in props {
+        if !matches!(p, Prop::Dependency(..)) {
+            out.retain(|q| q.key() != p.key());
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Renders properties as unit-file text, grouped by section in a fixed order.
+pub fn render_unit_file(props: &[Prop]) -> String {
+    let mut out = String::new();
+    for section in [Section::Unit, Section::Service] {
+        let lines: Vec<String> = props
+            .iter()
+            .filter(|p| p.key().0 == section)
+            .map(|p| format!("{}={}", p.key().1, p.unit_file_value()))
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(section.header());
+        out.push('\n');
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Renders properties the way D-Bus receives them, one per line, for tests and `--debug`.
+pub fn render_dbus(props: &[Prop]) -> String {
+    props
+        .iter()
+        .map(|p| {
+            let (name, value) = p.dbus();
+            format!("{name} {value}\n")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Source;
+
+    fn spec() -> Spec {
+        Spec::new("web".parse().unwrap(), Source::Rootfs("/srv/web".into()))
+    }
+
+    fn unit_of(n: &Name) -> String {
+        format!("container@{n}.service")
+    }
+
+    #[test]
+    fn empty_spec_translates_to_nothing() {
+        assert!(translate(&spec(), &unit_of).is_empty());
+    }
+
+    #[test]
+    fn spec_overrides_base_defaults_in_transient_units() {
+        let mut s = spec();
+        s.stop_timeout = Some(Timeout::from_secs(3));
+        s.stop_signal = Some("SIGQUIT".parse().unwrap());
+        let props = transient(&s, "/usr/bin/cleat", &unit_of, false);
+        let stops: Vec<_> = props
+            .iter()
+            .filter(|p| matches!(p, Prop::TimeoutStop(_)))
+            .collect();
+        assert_eq!(stops, [&Prop::TimeoutStop(Timeout::from_secs(3))]);
+        assert!(props.contains(&Prop::KillSignal("SIGQUIT".parse().unwrap())));
+        assert!(!props.contains(&Prop::KillSignal(Signal::TERM)));
+    }
+
+    #[test]
+    fn exec_words_are_quoted_for_unit_files() {
+        assert_eq!(quote_exec_word("/usr/bin/cleat"), "/usr/bin/cleat");
+        assert_eq!(quote_exec_word("a b"), "\"a b\"");
+        assert_eq!(quote_exec_word("100%"), "\"100%%\"");
+        assert_eq!(quote_exec_word("$HOME"), "\"$$HOME\"");
+        assert_eq!(quote_exec_word(""), "\"\"");
+    }
+
+    /// The template unit must carry exactly the base properties, so that declared and ad-hoc
+    /// containers run the same way.
+    #[test]
+    fn template_unit_matches_base_properties() {
+        let template = include_str!("../../units/container@.service.in");
+        let service: Vec<&str> = template
+            .lines()
+            .skip_while(|l| *l != "[Service]")
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let expected = render_unit_file(&base(Kind::Declared, "%i", "@bindir@/cleat"));
+        let expected: Vec<&str> = expected.lines().skip(1).collect();
+        // `%i` is a specifier in the template and must stay one: compare with the escaping
+        // of literal percent signs undone.
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|l| l.replace("%%i", "%i").replace("\"%i\"", "%i"))
+            .collect();
+        assert_eq!(service, expected);
+    }
+}
