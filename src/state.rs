@@ -52,7 +52,7 @@ pub struct ExitRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
-        "the name {0:?} is already in use by an ad-hoc container; remove it with `cleat rm {0}` or choose another name"
+        "the name {0} is already in use by an ad-hoc container; remove it with `cleat rm {0}` or choose another name"
     )]
     NameInUse(Name),
     #[error("{path}: {source}")]

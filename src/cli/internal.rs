@@ -51,7 +51,15 @@ pub fn internal(cmd: InternalCommand) -> CmdResult {
     match cmd {
         InternalCommand::Start { adhoc, name: n, .. } => {
             let kind = if adhoc { Kind::Adhoc } else { Kind::Declared };
-            start(kind, &n).map_err(|e| Failure::with_code(EXIT_SETUP as u8, e))
+            start(kind, &n).map_err(|e| {
+                // A command that cannot be run ends the unit as Docker ends the container: 126
+                // or 127. Anything else is cleat's failure to set the container up: 125.
+                let code = match e.downcast_ref::<launch::LaunchError>() {
+                    Some(launch::LaunchError::Exec { code, .. }) => *code,
+                    _ => EXIT_SETUP as u8,
+                };
+                Failure::with_code(code, e)
+            })
         }
         InternalCommand::Stopped { adhoc, name: n, .. } => {
             let kind = if adhoc { Kind::Adhoc } else { Kind::Declared };

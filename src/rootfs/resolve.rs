@@ -65,7 +65,9 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<O
             done.pop();
             continue;
         }
-        let candidate = [done.as_slice(), std::slice::from_ref(&name)].concat().join("/");
+        let candidate = [done.as_slice(), std::slice::from_ref(&name)]
+            .concat()
+            .join("/");
         let nofollow = flags | OFlags::NOFOLLOW;
         match rustix::fs::openat2(root, candidate.as_str(), nofollow, Mode::empty(), RESOLVE) {
             Ok(fd) if is_symlink(&fd)? => {
@@ -84,7 +86,13 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<O
             }
             Ok(_) => done.push(name),
             Err(Errno::NOENT) => {
-                let parent = rustix::fs::openat2(root, relative(&done.join("/")), flags, Mode::empty(), RESOLVE)?;
+                let parent = rustix::fs::openat2(
+                    root,
+                    relative(&done.join("/")),
+                    flags,
+                    Mode::empty(),
+                    RESOLVE,
+                )?;
                 let dir = reopen_dir(parent.as_fd())?;
                 if pending.is_empty() && create == Create::File {
                     let file = rustix::fs::openat(
@@ -109,11 +117,19 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<O
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(rustix::fs::openat2(root, relative(&done.join("/")), flags, Mode::empty(), RESOLVE)?)
+    Ok(rustix::fs::openat2(
+        root,
+        relative(&done.join("/")),
+        flags,
+        Mode::empty(),
+        RESOLVE,
+    )?)
 }
 
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_owned)
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_owned)
 }
 
 fn is_symlink(fd: &OwnedFd) -> io::Result<bool> {

@@ -1,6 +1,10 @@
 //! The container's first process, between `clone` and `execve`: it builds the root file
-//! system in its new mount namespace, sets the hostname and identity, reports back, waits for
-//! the go-ahead, and execs the payload. It never returns.
+//! system in its new mount namespace, sets the hostname and identity, finds the program to run,
+//! reports back, waits for the go-ahead, and execs the payload. It never returns.
+//!
+//! The program is looked up (and checked to be an executable file) *before* reporting ready,
+//! because cleat tells systemd the unit is ready before the go-ahead: a payload that exits
+//! at once must not beat `READY=1`, or systemd would count a successful run as a failed start.
 
 use std::ffi::CString;
 use std::io;
@@ -22,9 +26,13 @@ pub const EXIT_NOT_FOUND: u8 = 127;
 pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
     let prepared = match setup(l) {
         Ok(p) => p,
-        Err(msg) => {
+        Err(Failed::Setup(msg)) => {
             let _ = sync::send(&sock, &Message::SetupFailed(msg));
             sys::exit_now(EXIT_SETUP);
+        }
+        Err(Failed::Exec(code, message)) => {
+            let _ = sync::send(&sock, &Message::ExecFailed { code, message });
+            sys::exit_now(i32::from(code));
         }
     };
     if sync::send(&sock, &Message::Ready).is_err() {
@@ -40,19 +48,32 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
     sys::exit_now(i32::from(code));
 }
 
+/// Why the child gives up.
+enum Failed {
+    /// Setting up the container failed (exit 125).
+    Setup(String),
+    /// The command cannot be run (126 or 127, with Docker's meaning).
+    Exec(u8, String),
+}
+
+impl From<String> for Failed {
+    fn from(msg: String) -> Failed {
+        Failed::Setup(msg)
+    }
+}
+
 /// The payload, ready for `execve`: everything allocated before the go-ahead.
 struct Prepared {
+    program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
-    /// Candidate paths for argv[0], in `PATH` order (just argv[0] if it contains a '/').
-    candidates: Vec<CString>,
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("{what} contains a NUL byte: {s:?}"))
 }
 
-fn setup(l: &Launch<'_>) -> Result<Prepared, String> {
+fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
     let p = l.process;
     // Our own session: the container must not share cleat's (systemd's) process group.
     let _ = rustix::process::setsid();
@@ -92,24 +113,54 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, String> {
         .iter()
         .map(|e| cstring(e, "an environment variable"))
         .collect::<Result<Vec<_>, _>>()?;
-    let program = &p.argv[0];
-    let candidates = if program.contains('/') {
-        vec![cstring(program, "the command")?]
-    } else {
-        let path = p
-            .env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or(super::process::DEFAULT_PATH);
-        path.split(':')
-            .map(|dir| if dir.is_empty() { "." } else { dir })
-            .map(|dir| cstring(&format!("{dir}/{program}"), "the command"))
-            .collect::<Result<Vec<_>, _>>()?
+    let path = p
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(super::process::DEFAULT_PATH);
+    let program = find_program(&p.argv[0], path).map_err(|(code, msg)| Failed::Exec(code, msg))?;
+    let program = cstring(&program, "the command")?;
+    Ok(Prepared { program, argv, env })
+}
+
+/// Docker's lookup: a name with a '/' is used as is, any other is searched in `PATH` (the
+/// container's). The result must be an executable regular file; otherwise the exit code and
+/// message Docker would give (127: not found, 126: cannot be invoked).
+fn find_program(program: &str, path: &str) -> Result<String, (u8, String)> {
+    let check = |candidate: &str| -> Result<(), Errno> {
+        let stat = rustix::fs::stat(candidate)?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Errno::ACCESS);
+        }
+        rustix::fs::access(candidate, rustix::fs::Access::EXEC_OK)
     };
-    Ok(Prepared {
-        argv,
-        env,
-        candidates,
+    let failure = |e: Errno| {
+        let code = if matches!(e, Errno::NOENT | Errno::NOTDIR) {
+            EXIT_NOT_FOUND
+        } else {
+            EXIT_CANNOT_INVOKE
+        };
+        (code, format!("exec: {program:?}: {}", io::Error::from(e)))
+    };
+    if program.contains('/') {
+        return check(program).map(|()| program.to_owned()).map_err(failure);
+    }
+    let mut denied = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = format!("{dir}/{program}");
+        match check(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(Errno::NOENT | Errno::NOTDIR) => {}
+            Err(e) => denied = denied.or(Some(e)),
+        }
+    }
+    Err(match denied {
+        Some(e) => failure(e),
+        None => (
+            EXIT_NOT_FOUND,
+            format!("exec: {program:?}: executable file not found in $PATH"),
+        ),
     })
 }
 
@@ -117,25 +168,13 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, String> {
 fn exec(p: &Prepared) -> (u8, String) {
     let argv: Vec<&std::ffi::CStr> = p.argv.iter().map(|a| a.as_c_str()).collect();
     let env: Vec<&std::ffi::CStr> = p.env.iter().map(|e| e.as_c_str()).collect();
-    let program = p.argv[0].to_string_lossy();
-    let searched = !program.contains('/');
-    let mut denied: Option<io::Error> = None;
-    for candidate in &p.candidates {
-        let err = sys::execve(candidate, &argv, &env);
-        match Errno::from_io_error(&err) {
-            Some(Errno::NOENT) | Some(Errno::NOTDIR) if searched => continue,
-            Some(Errno::ACCESS) if searched => denied = Some(err),
-            Some(Errno::NOENT) | Some(Errno::NOTDIR) => {
-                return (EXIT_NOT_FOUND, format!("exec: {program:?}: {err}"));
-            }
-            _ => return (EXIT_CANNOT_INVOKE, format!("exec: {program:?}: {err}")),
-        }
-    }
-    match denied {
-        Some(err) => (EXIT_CANNOT_INVOKE, format!("exec: {program:?}: {err}")),
-        None => (
-            EXIT_NOT_FOUND,
-            format!("exec: {program:?}: executable file not found in $PATH"),
-        ),
-    }
+    let err = sys::execve(&p.program, &argv, &env);
+    let code = match Errno::from_io_error(&err) {
+        Some(Errno::NOENT | Errno::NOTDIR) => EXIT_NOT_FOUND,
+        _ => EXIT_CANNOT_INVOKE,
+    };
+    (
+        code,
+        format!("exec: {:?}: {err}", p.argv[0].to_string_lossy()),
+    )
 }

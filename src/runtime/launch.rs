@@ -3,11 +3,13 @@
 //! cleat runs as the unit's `ExecStart=` process of a `Type=notify` service. It clones the
 //! container's first process into new namespaces *as a sibling* (`CLONE_PARENT`, so its parent
 //! is systemd, which therefore reaps it and sees its exit status), waits until the child has
-//! built the root file system, tells systemd `MAINPID=<child>`, waits on a notification
-//! barrier until systemd has taken that in, and only then lets the child exec the payload. Had
-//! the payload been allowed to run first, a fast exit could be reaped before systemd knew whose
-//! exit it was. After the exec, cleat sends `READY=1` (unless the payload reports readiness
-//! itself) and exits: no cleat process stays behind.
+//! built the root file system and found the program, tells systemd `MAINPID=<child>` (and
+//! `READY=1`, unless the payload reports readiness itself), waits on a notification barrier
+//! until systemd has taken that in, and only then lets the child exec the payload. Had the
+//! payload been allowed to run first, a fast exit could be reaped before systemd knew whose
+//! exit it was, or arrive before `READY=1` and turn a run into a failed start. cleat then
+//! waits for the exec to happen (the close-on-exec socket reports it) and exits: no cleat
+//! process stays behind.
 //!
 //! Outside systemd (no `$NOTIFY_SOCKET`) the child is an ordinary child and cleat waits for it
 //! and returns its exit code, which is useful for debugging a definition by hand.
@@ -103,6 +105,10 @@ fn parent(
             reap_if_ours(pid, supervised);
             return Err(LaunchError::Setup(msg));
         }
+        Some(Message::ExecFailed { code, message }) => {
+            reap_if_ours(pid, supervised);
+            return Err(LaunchError::Exec { code, message });
+        }
         _ => {
             reap_if_ours(pid, supervised);
             return Err(LaunchError::ChildDied);
@@ -110,7 +116,18 @@ fn parent(
     }
     if supervised {
         let main_pid = u32::try_from(pid).map_err(|_| LaunchError::ChildDied)?;
-        notify::send(&[NotifyState::MainPid(main_pid)]).map_err(LaunchError::Notify)?;
+        let states = match mode {
+            Notify::Exec => vec![
+                NotifyState::MainPid(main_pid),
+                NotifyState::Ready,
+                NotifyState::Status("Container running"),
+            ],
+            Notify::Container => vec![
+                NotifyState::MainPid(main_pid),
+                NotifyState::Status("Waiting for the container to report readiness"),
+            ],
+        };
+        notify::send(&states).map_err(LaunchError::Notify)?;
         notify::barrier(BARRIER_TIMEOUT).map_err(LaunchError::Notify)?;
     }
     sync::send(&sock, &Message::Go).map_err(LaunchError::Sync)?;

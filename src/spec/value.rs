@@ -106,7 +106,12 @@ impl Name {
     /// The host name a container gets by default: its name, made a valid host name ('_'
     /// becomes '-', cut to 63 characters).
     pub fn default_hostname(&self) -> String {
-        let mut h: String = self.0.chars().map(|c| if c == '_' { '-' } else { c }).take(63).collect();
+        let mut h: String = self
+            .0
+            .chars()
+            .map(|c| if c == '_' { '-' } else { c })
+            .take(63)
+            .collect();
         while h.ends_with(['-', '.']) {
             h.pop();
         }

@@ -104,6 +104,13 @@ impl BusError {
     }
 }
 
+/// What a job is meant to achieve (to judge its outcome if its signal were lost).
+#[derive(Debug, Clone, Copy)]
+enum Intent {
+    Start,
+    Stop,
+}
+
 /// What a finished job reports (`JobRemoved`'s `result`): `done`, `failed`, `canceled`,
 /// `timeout`, `dependency` or `skipped`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +194,11 @@ impl Systemd {
         let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
             .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into());
         let connect = async {
-            let conn = Connection::system().await?;
+            // A roomy queue: signals for other units must not push ours out while we wait.
+            let conn = zbus::connection::Builder::system()?
+                .max_queued(4096)
+                .build()
+                .await?;
             let manager = ManagerProxy::new(&conn).await?;
             Ok::<_, zbus::Error>(Systemd {
                 conn,
@@ -217,23 +228,62 @@ impl Systemd {
             .map_err(|e| BusError::from_call(e, "subscribe"))
     }
 
-    /// Runs a job-creating call and waits for the job to finish.
-    async fn job<F>(&self, unit: &str, call: F) -> Result<JobResult, BusError>
+    /// Runs a job-creating call and waits for the job to finish. `JobRemoved` (filtered by
+    /// the bus to this unit) says how it ended; should the signal ever be lost, the job's
+    /// disappearance is noticed within seconds and the result read from the unit's state.
+    async fn job<F>(&self, unit: &str, intent: Intent, call: F) -> Result<JobResult, BusError>
     where
         F: Future<Output = zbus::Result<OwnedObjectPath>>,
     {
-        let mut removed = self.manager.receive_job_removed().await?;
+        let mut removed = self
+            .manager
+            .receive_job_removed_with_args(&[(2, unit)])
+            .await?;
         self.subscribe().await?;
         let job = call.await.map_err(|e| BusError::from_call(e, unit))?;
-        while let Some(signal) = removed.next().await {
-            let args = signal.args()?;
-            if args.job() == &*job {
-                return Ok(JobResult(args.result().to_string()));
+        loop {
+            tokio::select! {
+                signal = removed.next() => {
+                    let Some(signal) = signal else { break };
+                    let args = signal.args()?;
+                    if args.job() == &*job {
+                        return Ok(JobResult(args.result().to_string()));
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(3)) => {
+                    if !self.job_exists(&job).await? {
+                        return self.inferred_result(unit, intent).await;
+                    }
+                }
             }
         }
         Err(BusError::Call(
             "the connection to systemd closed while waiting for a job".into(),
         ))
+    }
+
+    async fn job_exists(&self, job: &OwnedObjectPath) -> Result<bool, BusError> {
+        match self
+            .properties(job)
+            .await?
+            .get_all("org.freedesktop.systemd1.Job")
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(zbus::Error::MethodError(..)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The result of a job whose `JobRemoved` was not seen, judged by where the unit is now.
+    async fn inferred_result(&self, unit: &str, intent: Intent) -> Result<JobResult, BusError> {
+        let state = self.state_if_loaded(unit).await?;
+        let active = state.as_ref().is_some_and(|s| s.active_state == "active");
+        let ok = match intent {
+            Intent::Start => active,
+            Intent::Stop => !state.as_ref().is_some_and(|s| s.is_running()),
+        };
+        Ok(JobResult(if ok { "done" } else { "failed" }.into()))
     }
 
     /// `StartTransientUnit` in `fail` mode (an existing unit of that name is an error), waiting
@@ -243,6 +293,7 @@ impl Systemd {
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         self.job(
             unit,
+            Intent::Start,
             self.manager
                 .start_transient_unit(unit, "fail", &props, &aux),
         )
@@ -250,12 +301,16 @@ impl Systemd {
     }
 
     pub async fn start(&self, unit: &str) -> Result<JobResult, BusError> {
-        self.job(unit, self.manager.start_unit(unit, "replace"))
-            .await
+        self.job(
+            unit,
+            Intent::Start,
+            self.manager.start_unit(unit, "replace"),
+        )
+        .await
     }
 
     pub async fn stop(&self, unit: &str) -> Result<JobResult, BusError> {
-        self.job(unit, self.manager.stop_unit(unit, "replace"))
+        self.job(unit, Intent::Stop, self.manager.stop_unit(unit, "replace"))
             .await
     }
 
@@ -269,8 +324,12 @@ impl Systemd {
     }
 
     pub async fn restart(&self, unit: &str) -> Result<JobResult, BusError> {
-        self.job(unit, self.manager.restart_unit(unit, "replace"))
-            .await
+        self.job(
+            unit,
+            Intent::Start,
+            self.manager.restart_unit(unit, "replace"),
+        )
+        .await
     }
 
     /// `KillUnit`: `whom` is `main` or `all`.
@@ -405,7 +464,10 @@ impl Systemd {
     /// its last state if it is still loaded. Woken by `PropertiesChanged` and `UnitRemoved`,
     /// with a periodic re-check as a safety net.
     pub async fn wait_stopped(&self, unit: &str) -> Result<Option<UnitState>, BusError> {
-        let mut removed = self.manager.receive_unit_removed().await?;
+        let mut removed = self
+            .manager
+            .receive_unit_removed_with_args(&[(0, unit)])
+            .await?;
         self.subscribe().await?;
         let Some(path) = self.loaded_path(unit).await? else {
             return Ok(None);

@@ -1,0 +1,18 @@
+//! Privileged integration tests: one binary, one private systemd per run (see `host.rs` and
+//! /work/shared/TESTHOST.md), shared by all tests, which run in parallel threads. Run as root:
+//!
+//!     cargo test --test system              # everything
+//!     cargo test --test system smoke        # only the test host itself
+//!
+//! The product tests are written black-box from the CLI/TOML contract: they drive the
+//! installed `cleat` and read systemd's view (`systemctl show`, `journalctl -u`, /proc).
+
+mod host;
+
+mod cli;
+mod config;
+mod declared;
+mod errors;
+mod lifecycle;
+mod process;
+mod smoke;
