@@ -1017,6 +1017,20 @@ fn build_rootfs(root: &Path) -> io::Result<()> {
         symlink("busybox", root.join("bin").join(applet))?;
     }
     symlink("../../bin/busybox", root.join("usr/bin/env"))?;
+    // A static sd_notify sender, for payloads that report their own readiness.
+    let source = repo_root().join("tests/testhost/sd-notify.c");
+    let cc = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(root.join("bin/sd-notify"))
+        .arg(&source)
+        .output()?;
+    if !cc.status.success() {
+        return Err(io::Error::other(format!(
+            "compiling {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&cc.stderr)
+        )));
+    }
 
     fs::write(
         root.join("etc/passwd"),

@@ -15,4 +15,5 @@ mod declared;
 mod errors;
 mod lifecycle;
 mod process;
+mod readiness;
 mod smoke;

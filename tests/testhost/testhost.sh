@@ -85,18 +85,23 @@ inner)
 wait)
     pid=$2
     deadline=$((SECONDS + ${3:-30}))
-    # Given the `boot` (unshare) process, use its only child: systemd.
-    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = unshare ]; then
-        child=
-        while [ -z "$child" ]; do
-            child=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null | tr -d ' ') || true
-            [ -n "$child" ] && break
-            [ -d "/proc/$pid" ] || { echo "testhost: $pid exited before systemd started" >&2; exit 1; }
-            [ $SECONDS -lt $deadline ] || { echo "testhost: no systemd under $pid" >&2; exit 1; }
-            sleep 0.05
-        done
-        pid=$child
-    fi
+    # Given the `boot` process, wait until it has become `unshare` and its only child has
+    # become systemd (both exec at their own pace: until then, their names say otherwise).
+    while :; do
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null) || { echo "testhost: process $pid is gone" >&2; exit 1; }
+        if [ "$comm" = systemd ]; then
+            break
+        fi
+        if [ "$comm" = unshare ]; then
+            child=$(tr -d ' ' <"/proc/$pid/task/$pid/children" 2>/dev/null) || true
+            if [ -n "$child" ] && [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ]; then
+                pid=$child
+                break
+            fi
+        fi
+        [ $SECONDS -lt $deadline ] || { echo "testhost: no systemd under process $pid" >&2; exit 1; }
+        sleep 0.02
+    done
     while :; do
         state=$(timeout 10 nsenter -t "$pid" -a systemctl is-system-running --wait 2>/dev/null) || true
         case $state in

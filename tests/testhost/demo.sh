@@ -1,0 +1,111 @@
+#!/bin/bash
+# `make demo`: a container under a real systemd, end to end. Boots a private systemd (this
+# machine's PID 1 need not be systemd; nothing is written on the host), installs cleat into it
+# with `make install`, declares container@demo (busybox httpd from a busybox rootfs), enables
+# and starts it, talks to it, shows its logs and an ad-hoc `cleat run`, stops it, and tears
+# everything down. DEMO_KEEP=1 leaves the private systemd running until Ctrl-C.
+#
+# usage: demo.sh BIN_DIR        (the directory holding the built cleat and cleat-generator)
+set -euo pipefail
+
+bin_dir=$(realpath "${1:?usage: demo.sh BIN_DIR}")
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+testhost=$repo/tests/testhost/testhost.sh
+work=$repo/target/demo/$$
+host_state=$work/host
+rootfs=$work/rootfs
+unshare_pid=
+
+cleanup() {
+    if [ -n "$unshare_pid" ] && kill -0 "$unshare_pid" 2>/dev/null; then
+        kill -KILL "$unshare_pid" 2>/dev/null || true
+        wait "$unshare_pid" 2>/dev/null || true
+    fi
+    for _ in $(seq 50); do
+        "$testhost" cleanup "$host_state" 2>/dev/null && break
+        sleep 0.1
+    done
+    rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
+run() {
+    printf '$ %s\n' "$*"
+    nsenter -t "$systemd_pid" -a "$@"
+}
+
+mkdir -p "$work"
+
+say "A busybox root file system (a stand-in for an image until image pulls land)"
+mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,root,www}
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/www:/bin/false\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\nwww:x:33:\n' >"$rootfs/etc/group"
+printf '<h1>Hello from a cleat container</h1>\n' >"$rootfs/www/index.html"
+echo "$rootfs"
+
+say "Booting a private systemd and installing cleat into it with make install"
+make -s -C "$repo" install DESTDIR="$work/stage" PREFIX=/usr/local BIN_DIR="$bin_dir"
+setsid "$testhost" boot "$host_state" >"$work/boot.log" 2>&1 &
+unshare_pid=$!
+systemd_pid=$("$testhost" wait "$unshare_pid" 60) || { cat "$work/boot.log"; exit 1; }
+nsenter -t "$systemd_pid" -a sh -c "cp -a '$work/stage/usr/local/.' /usr/local/ && systemctl daemon-reload"
+echo "systemd is PID $systemd_pid on this host, PID 1 in its namespaces"
+
+say "Declaring the container: /etc/cleat/containers/demo.toml and a drop-in"
+# The shell is the container's PID 1 and turns the stop signal into a clean exit (a PID 1
+# without a handler never even sees SIGTERM: the kernel drops it, as under Docker).
+cat >"$work/demo.toml" <<TOML
+rootfs = "$rootfs"
+command = ["sh", "-c", "trap 'echo stopping; kill \$pid; exit 0' TERM; httpd -f -v -p 127.0.0.1:8080 -h /www & pid=\$!; echo serving; wait"]
+restart = "on-failure"
+stop-timeout = 5
+memory = "64M"
+
+[install]
+wanted-by = ["multi-user.target"]
+TOML
+printf 'env = { GREETING = "set by a drop-in" }\n' >"$work/50-env.toml"
+nsenter -t "$systemd_pid" -a sh -c "mkdir -p /etc/cleat/containers/demo.toml.d &&
+    cp '$work/demo.toml' /etc/cleat/containers/demo.toml &&
+    cp '$work/50-env.toml' /etc/cleat/containers/demo.toml.d/50-env.toml"
+run cat /etc/cleat/containers/demo.toml
+run cleat config show demo
+
+say "systemctl daemon-reload runs cleat-generator; then enable --now the real template"
+run systemctl daemon-reload
+run cat /run/systemd/generator/container@demo.service.d/50-cleat.conf
+run systemctl enable --now container@demo
+run systemctl status --no-pager --lines=0 container@demo
+
+say "The container's PID 1 is the unit's main process; inside, it is PID 1"
+main_pid=$(nsenter -t "$systemd_pid" -a systemctl show -p MainPID --value container@demo)
+run readlink /proc/1/ns/pid "/proc/$main_pid/ns/pid"
+run cleat ps
+
+say "Talking to it (from the private systemd's network namespace)"
+run busybox wget -q -O - http://127.0.0.1:8080/
+run journalctl -u container@demo --no-pager -o cat
+
+say "An ad-hoc container: cleat run makes a transient unit and passes the exit code through"
+set +e
+run cleat run --rm --name hello --rootfs "$rootfs" sh -c 'echo "hello from $(hostname), I am PID $$"; exit 3'
+echo "exit status: $?"
+set -e
+
+say "Stopping: SIGTERM to the container's PID 1, a clean stop"
+run systemctl stop container@demo
+run systemctl show -p ActiveState,Result,ExecMainStatus container@demo
+run cleat logs -n 2 demo
+run cleat ps -a
+
+if [ -n "${DEMO_KEEP:-}" ]; then
+    say "Still running. Enter it with: nsenter -t $systemd_pid -a bash   (Ctrl-C here ends it)"
+    while :; do sleep 3600; done
+fi
+say "Done; tearing the private systemd down"
