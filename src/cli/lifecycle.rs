@@ -65,35 +65,38 @@ pub struct RmArgs {
     names: Vec<String>,
 }
 
-/// Runs `each` for every name, reporting failures as they come; fails if any failed.
-async fn for_each<'a, F, Fut>(names: &'a [String], mut each: F) -> CmdResult
-where
-    F: FnMut(Name) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + 'a,
-{
-    let mut failed = false;
-    for arg in names {
-        let result = match name(arg) {
-            Ok(n) => each(n).await,
-            Err(f) => Err(f.error),
-        };
-        match result {
-            Ok(()) => println!("{arg}"),
-            Err(e) => {
-                diag::error(format!("{e:#}"));
-                failed = true;
+/// What `each` runs per container.
+type Each<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Connects to systemd and runs `f` for every named container, printing each name that
+/// succeeds and each failure as it comes; fails at the end if any failed (as Docker does).
+fn each(
+    names: &[String],
+    f: impl for<'a> Fn(&'a Systemd, &'a Registry, Name) -> Each<'a>,
+) -> CmdResult {
+    runtime_block(async {
+        let systemd = Systemd::connect().await.map_err(Failure::from)?;
+        let registry = Registry::system();
+        let mut failed = false;
+        for arg in names {
+            let result = match name(arg) {
+                Ok(n) => f(&systemd, &registry, n).await,
+                Err(f) => Err(f.error),
+            };
+            match result {
+                Ok(()) => println!("{arg}"),
+                Err(e) => {
+                    diag::error(format!("{e:#}"));
+                    failed = true;
+                }
             }
         }
-    }
-    if failed {
-        Ok(ExitCode::FAILURE)
-    } else {
-        Ok(ExitCode::SUCCESS)
-    }
-}
-
-async fn connect() -> Result<Systemd, Failure> {
-    Ok(Systemd::connect().await?)
+        Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
 }
 
 /// True if the unit is running (or starting, or stopping).
@@ -105,10 +108,8 @@ async fn is_running(systemd: &Systemd, unit: &str) -> anyhow::Result<bool> {
 }
 
 pub fn start(args: StartArgs) -> CmdResult {
-    runtime_block(async {
-        let systemd = connect().await?;
-        let registry = Registry::system();
-        for_each(&args.names, |n| start_one(&systemd, &registry, n)).await
+    each(&args.names, |systemd, registry, n| {
+        Box::pin(start_one(systemd, registry, n))
     })
 }
 
@@ -171,17 +172,11 @@ async fn stop_unit(systemd: &Systemd, unit: &str, timeout: Option<u64>) -> anyho
 }
 
 pub fn stop(args: StopArgs) -> CmdResult {
-    runtime_block(async {
-        let systemd = connect().await?;
-        let registry = Registry::system();
-        for_each(&args.names, |n| {
-            let (systemd, registry) = (&systemd, &registry);
-            async move {
-                let kind = registry.require(&n)?.kind();
-                stop_unit(systemd, &unit_name(kind, &n), args.time).await
-            }
+    each(&args.names, |systemd, registry, n| {
+        Box::pin(async move {
+            let kind = registry.require(&n)?.kind();
+            stop_unit(systemd, &unit_name(kind, &n), args.time).await
         })
-        .await
     })
 }
 
@@ -209,72 +204,53 @@ pub fn kill(args: KillArgs) -> CmdResult {
         .signal
         .parse()
         .map_err(|e| Failure::from(anyhow!("--signal: {e}")))?;
-    runtime_block(async {
-        let systemd = connect().await?;
-        let registry = Registry::system();
-        for_each(&args.names, |n| {
-            let (systemd, registry) = (&systemd, &registry);
-            async move {
-                let unit = unit_name(registry.require(&n)?.kind(), &n);
-                if !is_running(systemd, &unit).await? {
-                    return Err(anyhow!("container {n} is not running"));
-                }
-                if signal == Signal::KILL {
-                    kill_now(systemd, &unit).await
-                } else {
-                    Ok(systemd.kill(&unit, "main", signal.number()).await?)
-                }
+    each(&args.names, |systemd, registry, n| {
+        Box::pin(async move {
+            let unit = unit_name(registry.require(&n)?.kind(), &n);
+            if !is_running(systemd, &unit).await? {
+                return Err(anyhow!("container {n} is not running"));
+            }
+            if signal == Signal::KILL {
+                kill_now(systemd, &unit).await
+            } else {
+                Ok(systemd.kill(&unit, "main", signal.number()).await?)
             }
         })
-        .await
     })
 }
 
 pub fn restart(args: RestartArgs) -> CmdResult {
-    runtime_block(async {
-        let systemd = connect().await?;
-        let registry = Registry::system();
-        for_each(&args.names, |n| {
-            let (systemd, registry) = (&systemd, &registry);
-            async move {
-                let found = registry.require(&n)?;
-                let unit = unit_name(found.kind(), &n);
-                stop_unit(systemd, &unit, args.time).await?;
-                start_one(systemd, registry, n).await
-            }
+    each(&args.names, |systemd, registry, n| {
+        Box::pin(async move {
+            let unit = unit_name(registry.require(&n)?.kind(), &n);
+            stop_unit(systemd, &unit, args.time).await?;
+            start_one(systemd, registry, n).await
         })
-        .await
     })
 }
 
 pub fn rm(args: RmArgs) -> CmdResult {
-    runtime_block(async {
-        let systemd = connect().await?;
-        let registry = Registry::system();
-        for_each(&args.names, |n| {
-            let (systemd, registry) = (&systemd, &registry);
-            async move {
-                let found = registry.require(&n)?;
-                let unit = unit_name(found.kind(), &n);
-                if is_running(systemd, &unit).await? {
-                    if !args.force {
-                        return Err(anyhow!(
-                            "cannot remove container {n}: it is running; stop it first, or use `cleat rm -f`"
-                        ));
-                    }
-                    kill_now(systemd, &unit).await?;
-                }
-                systemd.reset_failed(&unit).await?;
-                registry.state.remove(&n)?;
-                if let Found::Declared(def) = found {
-                    diag::note(format!(
-                        "{n} is declared in {}: its state is reset, its definition stays",
-                        def.main.display()
+    each(&args.names, |systemd, registry, n| {
+        Box::pin(async move {
+            let found = registry.require(&n)?;
+            let unit = unit_name(found.kind(), &n);
+            if is_running(systemd, &unit).await? {
+                if !args.force {
+                    return Err(anyhow!(
+                        "cannot remove container {n}: it is running; stop it first, or use `cleat rm -f`"
                     ));
                 }
-                Ok(())
+                kill_now(systemd, &unit).await?;
             }
+            systemd.reset_failed(&unit).await?;
+            registry.state.remove(&n)?;
+            if let Found::Declared(def) = found {
+                diag::note(format!(
+                    "{n} is declared in {}: its state is reset, its definition stays",
+                    def.main.display()
+                ));
+            }
+            Ok(())
         })
-        .await
     })
 }

@@ -21,14 +21,8 @@ pub struct RunArgs {
     /// Run in the background: print the name and return once the container is running
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Remove the container when it exits
-    #[arg(long)]
-    rm: bool,
     #[command(flatten)]
-    flags: ContainerFlags,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
+    create: CreateArgs,
 }
 
 #[derive(Args)]
@@ -167,7 +161,7 @@ pub fn exit_status(state: &UnitState) -> Option<i32> {
 }
 
 pub fn run(args: RunArgs) -> CmdResult {
-    let (registry, record) = define(&args.flags, args.rm)?;
+    let (registry, record) = define(&args.create.flags, args.create.rm)?;
     let name = record.spec.name.clone();
     let unit = unit_name(Kind::Adhoc, &name);
     runtime_block(async {
@@ -181,7 +175,7 @@ pub fn run(args: RunArgs) -> CmdResult {
         let state = match start_adhoc(&systemd, &registry, &record).await {
             Ok(s) => s,
             Err(f) => {
-                if args.rm {
+                if args.create.rm {
                     let _ = registry.state.remove(&name);
                 }
                 let code = f

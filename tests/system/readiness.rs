@@ -86,13 +86,27 @@ fn notify_container_that_never_reports_times_out() {
 fn a_command_that_cannot_run_exits_126_or_127_as_in_docker() {
     let h = host();
     let c = Case::new("exec-fail");
-    h.cleat(&["run", "--name", &c.name, "--rootfs", c.rootfs(), "no-such-command"])
-        .code_is(127)
-        .says("executable file not found");
+    h.cleat(&[
+        "run",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        "no-such-command",
+    ])
+    .code_is(127)
+    .says("executable file not found");
     let other = c.another("exec-noexec");
-    h.cleat(&["run", "--name", &other, "--rootfs", c.rootfs(), "/etc/passwd"])
-        .code_is(126)
-        .says("permission denied");
+    h.cleat(&[
+        "run",
+        "--name",
+        &other,
+        "--rootfs",
+        c.rootfs(),
+        "/etc/passwd",
+    ])
+    .code_is(126)
+    .says("permission denied");
     let dir = c.another("exec-dir");
     h.cleat(&["run", "-d", "--name", &dir, "--rootfs", c.rootfs(), "/etc"])
         .code_is(126);
@@ -112,7 +126,9 @@ fn a_declared_command_that_cannot_run_is_the_units_exit_status() {
         c.rootfs()
     ));
     h.systemctl(&["start", &unit]).fails();
-    assert!(wait_until(Duration::from_secs(5), || h.prop(&unit, "ExecMainStatus") == "127"));
+    assert!(wait_until(Duration::from_secs(5), || h
+        .prop(&unit, "ExecMainStatus")
+        == "127"));
     expect_journal(&unit, "executable file not found in $PATH");
     h.systemctl(&["reset-failed", &unit]);
 }
