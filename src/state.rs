@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,9 @@ const EXIT: &str = "state.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AdhocRecord {
+    /// Unique for every container ever created, unlike the name: it tells this container's
+    /// journal entries (`CLEAT_CONTAINER_ID=`) from those of an earlier one of the same name.
+    pub id: String,
     pub spec: Spec,
     /// Microseconds since the epoch.
     pub created_usec: u64,
@@ -95,23 +99,37 @@ impl StateDir {
         self.root.join(name.as_str())
     }
 
+    /// The container's directory, created if needed. Private to root: definitions hold
+    /// environment variables, which often carry secrets.
     fn ensure_dir(&self, name: &Name) -> Result<PathBuf, StateError> {
         let dir = self.dir(name);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
         Ok(dir)
     }
 
-    /// Writes `bytes` to a fresh temporary file in `dir` and returns its path.
-    fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, StateError> {
+    /// Writes `bytes` to a fresh temporary file (mode 0600) in `dir` and returns its path;
+    /// `durable` also waits until the data is on disk.
+    fn write_temp(dir: &Path, bytes: &[u8], durable: bool) -> Result<PathBuf, StateError> {
         for attempt in 0..100u32 {
             let tmp = dir.join(format!(".tmp-{}-{attempt}", std::process::id()));
             match fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&tmp)
             {
                 Ok(mut f) => {
-                    f.write_all(bytes).map_err(io_err(&tmp))?;
+                    let written = f
+                        .write_all(bytes)
+                        .and_then(|()| if durable { f.sync_all() } else { Ok(()) });
+                    if let Err(e) = written {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(io_err(&tmp)(e));
+                    }
                     return Ok(tmp);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -132,7 +150,9 @@ impl StateDir {
             path: dir.clone(),
             source,
         })?;
-        let tmp = Self::write_temp(&dir, &json)?;
+        // A definition must survive a crash (it is all there is of an ad-hoc container), so
+        // it reaches the disk before it becomes visible. Not on the start path.
+        let tmp = Self::write_temp(&dir, &json, true)?;
         let target = dir.join(DEFINITION);
         // link(2) fails if the target exists: the exclusive, atomic create.
         let linked = fs::hard_link(&tmp, &target);
@@ -177,8 +197,11 @@ impl StateDir {
             path: path.clone(),
             source,
         })?;
-        let tmp = Self::write_temp(&dir, &json)?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))
+        let tmp = Self::write_temp(&dir, &json, false)?;
+        fs::rename(&tmp, &path).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(&path)(e)
+        })
     }
 
     pub fn load_adhoc(&self, name: &Name) -> Result<Option<AdhocRecord>, StateError> {
@@ -224,6 +247,13 @@ impl StateDir {
     }
 }
 
+/// A new container ID: 128 random bits, in hex.
+pub fn new_id() -> io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl ExitRecord {
     /// Builds the record from the variables systemd passes to `ExecStopPost=`.
     pub fn from_service_env(result: &str, code: &str, status: &str, now_usec: u64) -> ExitRecord {
@@ -258,6 +288,7 @@ mod tests {
 
     fn record(name: &str) -> AdhocRecord {
         AdhocRecord {
+            id: "0123456789abcdef0123456789abcdef".into(),
             spec: Spec::new(name.parse().unwrap(), Source::Rootfs("/r".into())),
             created_usec: 1,
             auto_remove: false,
@@ -284,11 +315,16 @@ mod tests {
             .map(|n| n.to_string())
             .collect();
         assert_eq!(names, ["db", "web"]);
-        // No temporary files are left behind.
-        let leftovers = fs::read_dir(state.dir(&"web".parse().unwrap()))
-            .unwrap()
-            .count();
-        assert_eq!(leftovers, 1);
+        // No temporary files are left behind, and only root can read the definition.
+        let dir = state.dir(&"web".parse().unwrap());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let file = fs::metadata(dir.join(DEFINITION)).unwrap();
+        assert_eq!(file.permissions().mode() & 0o777, 0o600);
         fs::remove_dir_all(&state.root).unwrap();
     }
 

@@ -13,14 +13,8 @@ impl CloneFlags {
     pub const NEWPID: CloneFlags = CloneFlags(libc::CLONE_NEWPID as u64);
     pub const NEWUTS: CloneFlags = CloneFlags(libc::CLONE_NEWUTS as u64);
     pub const NEWIPC: CloneFlags = CloneFlags(libc::CLONE_NEWIPC as u64);
-    pub const NEWCGROUP: CloneFlags = CloneFlags(libc::CLONE_NEWCGROUP as u64);
-    pub const NEWNET: CloneFlags = CloneFlags(libc::CLONE_NEWNET as u64);
     /// The child's parent becomes our parent (systemd), not us.
     pub const PARENT: CloneFlags = CloneFlags(libc::CLONE_PARENT as u64);
-
-    pub const fn empty() -> CloneFlags {
-        CloneFlags(0)
-    }
 }
 
 impl std::ops::BitOr for CloneFlags {
@@ -126,16 +120,6 @@ pub fn reset_signals() -> io::Result<()> {
         if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
             return Err(io::Error::last_os_error());
         }
-    }
-    Ok(())
-}
-
-/// `prctl(PR_SET_PDEATHSIG, sig)`: the calling thread's death delivers `sig` to this process.
-pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain integer argument.
-    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

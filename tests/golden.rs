@@ -55,7 +55,12 @@ fn golden_translations() {
             &generator::dropin(&spec, &unit_of),
             &mut failures,
         );
-        let transient = props::transient(&spec, "/usr/bin/cleat", &unit_of, false);
+        let transient = props::transient(
+            &spec,
+            "d00dfeedd00dfeedd00dfeedd00dfeed",
+            "/usr/bin/cleat",
+            &unit_of,
+        );
         check(
             &input.with_extension("dbus"),
             &props::render_dbus(&transient),

@@ -32,6 +32,7 @@ pub fn inspect(args: InspectArgs) -> CmdResult {
         let state = systemd.state_if_loaded(&unit).await?;
         let now = time::now_usec();
         let r = row(&registry, &name, kind, state.as_ref(), now);
+        let mut id = None;
         let (spec, definition) = match &found {
             Found::Declared(def) => {
                 let loaded = def.load();
@@ -50,6 +51,7 @@ pub fn inspect(args: InspectArgs) -> CmdResult {
             }
             Found::Adhoc => {
                 let rec = registry.state.load_adhoc(&name)?;
+                id = rec.as_ref().map(|r| r.id.clone());
                 let spec = rec
                     .as_ref()
                     .map(|r| serde_json::to_value(&r.spec))
@@ -64,6 +66,7 @@ pub fn inspect(args: InspectArgs) -> CmdResult {
         let s = state.unwrap_or_default();
         let out = json!({
             "name": name.to_string(),
+            "id": id,
             "kind": kind,
             "unit": unit,
             "created": r.created,

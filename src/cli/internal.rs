@@ -21,9 +21,9 @@ use cleat::runtime::user::{self, UserDb};
 use cleat::runtime::{EXIT_SETUP, notify, process};
 use cleat::spec::{Notify, Source, Spec};
 use cleat::state::ExitRecord;
-use cleat::unit::generator::{DIGEST_ENV, unit_level_digest};
-use cleat::unit::props::{self, Prop};
-use cleat::unit::{Kind, digest, unit_name};
+use cleat::unit::generator::{DIGEST_ENV, DROPIN_NAME, unit_level_digest};
+use cleat::unit::props;
+use cleat::unit::{Kind, unit_name};
 
 use super::{CmdResult, Failure, diag, name};
 
@@ -96,7 +96,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let container = load(&registry, kind, &name)?;
     let spec = &container.spec;
     if kind == Kind::Declared {
-        warn_if_reload_needed(&registry, spec);
+        warn_if_reload_needed(spec);
         apply_resources_live(spec);
     }
     let root = match &spec.source {
@@ -118,9 +118,16 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let process = process::plan(spec, &image, &users, &env_files)?;
     let notify_mode = spec.notify.unwrap_or_default();
     let options = RootfsOptions {
-        notify_socket: (notify_mode == Notify::Container)
-            .then(notify::socket_path)
-            .flatten(),
+        notify_socket: match notify_mode {
+            Notify::Container if notify::supervised() => Some(notify::socket_path().ok_or_else(|| {
+                anyhow!(
+                    "notify = \"container\" needs systemd's notification socket as a file to pass into \
+                     the container, but NOTIFY_SOCKET is {:?}",
+                    std::env::var("NOTIFY_SOCKET").unwrap_or_default()
+                )
+            })?),
+            _ => None,
+        },
     };
     let mut process = process;
     if options.notify_socket.is_some() {
@@ -175,14 +182,19 @@ fn read_env_files(spec: &Spec) -> anyhow::Result<Vec<(String, String)>> {
 
 /// Unit-level settings reach systemd only through the generator: if the definition says
 /// something else now than at the last daemon-reload, say so.
-fn warn_if_reload_needed(registry: &Registry, spec: &Spec) {
-    let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
-    let now = unit_level_digest(spec, &unit_of);
-    let loaded = std::env::var(DIGEST_ENV).unwrap_or_else(|_| digest(""));
-    if now != loaded {
+fn warn_if_reload_needed(spec: &Spec) {
+    let compiled = std::env::var(DIGEST_ENV).ok();
+    let now = unit_level_digest(spec);
+    // No digest: no drop-in, i.e. the generator has not seen this definition yet. Only a
+    // definition with unit-level settings then needs a reload.
+    let stale = match compiled {
+        Some(d) => d != now,
+        None => now != unit_level_digest(&Spec::new(spec.name.clone(), spec.source.clone())),
+    };
+    if stale {
         diag::warning(format!(
             "the definition of {} changed since systemd last read it: its unit-level settings (restart, \
-             dependencies, timeouts, stop signal) take effect after `systemctl daemon-reload`",
+             dependencies, timeouts, stop signal, [install]) take effect after `systemctl daemon-reload`",
             spec.name
         ));
     }
@@ -195,19 +207,7 @@ fn apply_resources_live(spec: &Spec) {
         return;
     }
     let unit = unit_name(Kind::Declared, &spec.name);
-    let mut wanted = props::resources(spec);
-    let control = Path::new("/run/systemd/system.control").join(format!("{unit}.d"));
-    let lift = [
-        ("MemoryMax", Prop::MemoryMax(cleat::spec::Limit::Infinity)),
-        ("CPUQuota", Prop::CpuQuota(None)),
-        ("TasksMax", Prop::TasksMax(cleat::spec::Limit::Infinity)),
-    ];
-    for (key, unlimited) in lift {
-        let set = wanted.iter().any(|p| p.key().1 == key);
-        if !set && control.join(format!("50-{key}.conf")).exists() {
-            wanted.push(unlimited);
-        }
-    }
+    let wanted = props::live_resources(spec, &resource_keys_set_by_cleat(&unit));
     if wanted.is_empty() {
         return;
     }
@@ -218,13 +218,7 @@ fn apply_resources_live(spec: &Spec) {
         // also make systemd flag the unit as needing a daemon-reload).
         let names: Vec<&str> = wanted.iter().map(|p| p.dbus().0).collect();
         let current = systemd.service_u64s(&unit, &names).await?;
-        let changed: Vec<Prop> = wanted
-            .into_iter()
-            .filter(|p| match p.dbus() {
-                (name, cleat::unit::props::DbusValue::U64(v)) => current.get(name) != Some(&v),
-                _ => true,
-            })
-            .collect();
+        let changed = props::differing(wanted, &current);
         if changed.is_empty() {
             return Ok(());
         }
@@ -233,6 +227,29 @@ fn apply_resources_live(spec: &Spec) {
     if let Err(e) = result {
         diag::warning(format!("could not apply resource limits to {unit}: {e}"));
     }
+}
+
+/// The resource keys that cleat's drop-ins for `unit` set: the generator's, and the runtime
+/// ones `SetUnitProperties` left (`50-KEY.conf` in systemd's control directory).
+fn resource_keys_set_by_cleat(unit: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let generated = Path::new("/run/systemd/generator")
+        .join(format!("{unit}.d"))
+        .join(DROPIN_NAME);
+    if let Ok(text) = std::fs::read_to_string(generated) {
+        keys.extend(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().to_owned()),
+        );
+    }
+    let control = Path::new("/run/systemd/system.control").join(format!("{unit}.d"));
+    for key in ["MemoryMax", "CPUQuota", "TasksMax"] {
+        if control.join(format!("50-{key}.conf")).exists() {
+            keys.push(key.to_owned());
+        }
+    }
+    keys
 }
 
 fn stopped(kind: Kind, arg: &str) -> CmdResult {

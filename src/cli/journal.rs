@@ -97,6 +97,9 @@ impl Follower {
         let mut child = Command::new(JOURNALCTL)
             .args(["--no-pager", "-o", "json", "-f", "-n", "all"])
             .args(matches(unit, invocation))
+            // Out of the terminal's process group: Ctrl-C is for the container (cleat passes
+            // it on), not for the reader of its output.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 
-use cleat::containers::{Found, Registry};
+use cleat::containers::{Found, LookupError, Registry};
 use cleat::spec::{Name, Signal};
 use cleat::unit::dbus::{BusError, Systemd};
 use cleat::unit::{Kind, unit_name};
@@ -117,6 +117,9 @@ async fn start_one(systemd: &Systemd, registry: &Registry, name: Name) -> anyhow
     match registry.require(&name)? {
         Found::Declared(_) => {
             let unit = unit_name(Kind::Declared, &name);
+            // A start by hand clears an earlier failure and systemd's start rate limit, as a
+            // `docker start` resets the restart count.
+            systemd.reset_failed(&unit).await?;
             let job = systemd.start(&unit).await?;
             if !job.is_done() {
                 let state = systemd.state_if_loaded(&unit).await?.unwrap_or_default();
@@ -130,17 +133,24 @@ async fn start_one(systemd: &Systemd, registry: &Registry, name: Name) -> anyhow
         }
         Found::Adhoc => {
             let unit = unit_name(Kind::Adhoc, &name);
-            if is_running(systemd, &unit).await? {
-                return Ok(());
+            match systemd.state_if_loaded(&unit).await? {
+                // Still stopping: let it finish, then start afresh.
+                Some(s) if s.active_state == "deactivating" => {
+                    systemd.wait_stopped(&unit).await?;
+                }
+                Some(s) if s.is_running() => return Ok(()),
+                _ => {}
             }
             let record = registry
                 .state
                 .load_adhoc(&name)?
                 .ok_or_else(|| anyhow!("no such container: {name}"))?;
-            start_adhoc(systemd, registry, &record)
-                .await
-                .map(|_| ())
-                .map_err(|f| f.error)
+            match start_adhoc(systemd, registry, &record).await {
+                Ok(_) => Ok(()),
+                // A concurrent start won the race: the container runs, which is what was asked.
+                Err(_) if is_running(systemd, &unit).await? => Ok(()),
+                Err(f) => Err(f.error),
+            }
         }
     }
 }
@@ -156,7 +166,9 @@ async fn stop_unit(systemd: &Systemd, unit: &str, timeout: Option<u64>) -> anyho
             tokio::select! {
                 r = &mut job => r,
                 _ = tokio::time::sleep(Duration::from_secs(secs)) => {
-                    match systemd.kill(unit, "all", libc::SIGKILL).await {
+                    // The container's PID 1 only: its death ends its PID namespace, and
+                    // KillMode=mixed sweeps the rest. "all" would also hit ExecStopPost.
+                    match systemd.kill(unit, "main", libc::SIGKILL).await {
                         Ok(()) | Err(BusError::NoSuchUnit(_)) => {}
                         Err(e) => return Err(e.into()),
                     }
@@ -191,7 +203,8 @@ async fn kill_now(systemd: &Systemd, unit: &str) -> anyhow::Result<()> {
         Err(BusError::NoSuchUnit(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
-    match systemd.kill(unit, "all", libc::SIGKILL).await {
+    // The main process only (see stop_unit): ExecStopPost= must survive to record the exit.
+    match systemd.kill(unit, "main", libc::SIGKILL).await {
         Ok(()) | Err(BusError::NoSuchUnit(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -232,7 +245,11 @@ pub fn restart(args: RestartArgs) -> CmdResult {
 pub fn rm(args: RmArgs) -> CmdResult {
     each(&args.names, |systemd, registry, n| {
         Box::pin(async move {
-            let found = registry.require(&n)?;
+            let found = match registry.require(&n) {
+                // The name is both declared and ad-hoc: `rm` is how the ad-hoc one goes.
+                Err(LookupError::Clash { .. }) => Found::Adhoc,
+                other => other?,
+            };
             let unit = unit_name(found.kind(), &n);
             if is_running(systemd, &unit).await? {
                 if !args.force {

@@ -9,7 +9,8 @@ use clap::Args;
 
 use cleat::containers::Registry;
 use cleat::spec::Timeout;
-use cleat::unit::unit_name;
+use cleat::unit::props::CONTAINER_ID_FIELD;
+use cleat::unit::{Kind, unit_name};
 
 use super::journal::{JOURNALCTL, matches};
 use super::{CmdResult, Failure, name};
@@ -33,17 +34,17 @@ pub struct LogsArgs {
     name: String,
 }
 
-/// Turns Docker's `--since` forms into journalctl's `@EPOCH`.
-pub fn since_arg(since: &str, now_secs: u64) -> Result<String, String> {
+/// Docker's `--since` forms, as seconds since the epoch.
+pub fn since_secs(since: &str, now_secs: u64) -> Result<u64, String> {
     let s = since.trim();
     if let Ok(secs) = s.parse::<u64>() {
-        return Ok(format!("@{secs}"));
+        return Ok(secs);
     }
     if let Some(epoch) = parse_rfc3339(s) {
-        return Ok(format!("@{epoch}"));
+        return Ok(epoch);
     }
     match s.parse::<Timeout>() {
-        Ok(Timeout::Finite(d)) => Ok(format!("@{}", now_secs.saturating_sub(d.as_secs()))),
+        Ok(Timeout::Finite(d)) => Ok(now_secs.saturating_sub(d.as_secs())),
         _ => Err(format!(
             "invalid --since {since:?}: use RFC 3339 (2026-11-23T10:00:00Z), a Unix timestamp, or a duration such as 42m"
         )),
@@ -117,14 +118,19 @@ pub fn logs(args: LogsArgs) -> CmdResult {
             cmd.args(["-n", &n.to_string()]);
         }
     }
-    if let Some(since) = &args.since {
+    if let Some(arg) = &args.since {
         let now = cleat::time::now_usec() / 1_000_000;
-        cmd.arg(format!(
-            "--since={}",
-            since_arg(since, now).map_err(|e| Failure::from(anyhow!(e)))?
-        ));
+        let secs = since_secs(arg, now).map_err(|e| Failure::from(anyhow!(e)))?;
+        cmd.arg(format!("--since=@{secs}"));
     }
     cmd.args(matches(&unit, None));
+    // An ad-hoc name can be reused: show only this container's output, not that of an
+    // earlier one of the same name.
+    if kind == Kind::Adhoc {
+        if let Some(rec) = registry.state.load_adhoc(&name)? {
+            cmd.arg(format!("{CONTAINER_ID_FIELD}={}", rec.id));
+        }
+    }
     let err = cmd.exec();
     Err(Failure::from(anyhow!("running {JOURNALCTL}: {err}")))
 }
@@ -135,18 +141,21 @@ mod tests {
 
     #[test]
     fn since_forms() {
-        assert_eq!(since_arg("1700000000", 0).unwrap(), "@1700000000");
-        assert_eq!(since_arg("2026-11-23T04:05:06Z", 0).unwrap(), "@1795406706");
+        assert_eq!(since_secs("1700000000", 0).unwrap(), 1_700_000_000);
         assert_eq!(
-            since_arg("2026-11-23T05:05:06+01:00", 0).unwrap(),
-            "@1795406706"
+            since_secs("2026-11-23T04:05:06Z", 0).unwrap(),
+            1_795_406_706
         );
         assert_eq!(
-            since_arg("2000-02-29T00:00:00.5Z", 0).unwrap(),
-            "@951782400"
+            since_secs("2026-11-23T05:05:06+01:00", 0).unwrap(),
+            1_795_406_706
         );
-        assert_eq!(since_arg("42m", 10_000).unwrap(), "@7480");
-        assert_eq!(since_arg("1h30m", 10_000).unwrap(), "@4600");
-        assert!(since_arg("yesterday-ish", 0).is_err());
+        assert_eq!(
+            since_secs("2000-02-29T00:00:00.5Z", 0).unwrap(),
+            951_782_400
+        );
+        assert_eq!(since_secs("42m", 10_000).unwrap(), 7480);
+        assert_eq!(since_secs("1h30m", 10_000).unwrap(), 4600);
+        assert!(since_secs("yesterday-ish", 0).is_err());
     }
 }

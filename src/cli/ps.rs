@@ -260,8 +260,13 @@ pub fn ps(args: PsArgs) -> CmdResult {
         let now = time::now_usec();
         let mut rows = Vec::new();
         for ((name, kind), state) in containers.iter().zip(states) {
-            let state = state?;
-            let row = row(&registry, name, *kind, state.as_ref(), now);
+            // One unit systemd cannot describe must not hide all the others.
+            let (state, bus_error) = match state {
+                Ok(s) => (s, None),
+                Err(e) => (None, Some(format!("systemd: {e}"))),
+            };
+            let mut row = row(&registry, name, *kind, state.as_ref(), now);
+            row.error = row.error.or(bus_error);
             if args.all || state.as_ref().is_some_and(|s| s.is_running()) {
                 rows.push(row);
             }

@@ -78,7 +78,10 @@ fn define(flags: &ContainerFlags, auto_remove: bool) -> Result<(Registry, AdhocR
             def.main.display()
         )));
     }
+    let id = cleat::state::new_id()
+        .map_err(|e| run_error(anyhow!("reading /dev/urandom for a container ID: {e}")))?;
     let record = AdhocRecord {
+        id,
         spec,
         created_usec: cleat::time::now_usec(),
         auto_remove,
@@ -123,7 +126,7 @@ pub async fn start_adhoc(
     let spec = &record.spec;
     let unit = unit_name(Kind::Adhoc, &spec.name);
     let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
-    let props = props::transient(spec, &exe()?, &unit_of, true);
+    let props = props::transient(spec, &record.id, &exe()?, &unit_of);
     let mut attempt = 0;
     let job = loop {
         match systemd.start_transient(&unit, &props).await {

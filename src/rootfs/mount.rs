@@ -150,7 +150,10 @@ fn mount_sysfs(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     }
 }
 
-/// Binds `source` (a host path) on `target` (inside the root), read-only if asked.
+/// Binds `source` (a host path) on `target` (inside the root), read-only if asked. A
+/// read-only bind takes the source alone, without the mounts below it: a remount can only make
+/// the top mount read-only, and a writable submount (the host's /sys/fs/cgroup under /sys)
+/// must not slip through.
 fn bind(
     root: BorrowedFd<'_>,
     source: &Path,
@@ -163,8 +166,13 @@ fn bind(
     let create = if is_dir { Create::Dir } else { Create::File };
     let at =
         resolve::resolve(root, target, create).step(|| format!("creating mount point {target}"))?;
-    rustix::mount::mount_bind_recursive(source, fd_path(at.as_fd()).as_str())
-        .step(|| format!("binding {} on {target}", source.display()))?;
+    let at_path = fd_path(at.as_fd());
+    if readonly {
+        rustix::mount::mount_bind(source, at_path.as_str())
+    } else {
+        rustix::mount::mount_bind_recursive(source, at_path.as_str())
+    }
+    .step(|| format!("binding {} on {target}", source.display()))?;
     if readonly {
         // The remount must name the new mount, so resolve the target again now that it is
         // covered.

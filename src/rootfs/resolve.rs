@@ -156,11 +156,16 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> String {
 }
 
 /// Reads a (small) regular file inside the root; `Ok(None)` if it does not exist.
+///
+/// The path is first opened with `O_PATH`, which opens nothing: only once it is known to be a
+/// regular file is it opened for reading (through its `/proc/self/fd` link, which names
+/// exactly that file). Opening a device node planted in a root file system could otherwise
+/// act on the host's hardware or give cleat a controlling terminal.
 pub fn read_file(root: BorrowedFd<'_>, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let fd = match rustix::fs::openat2(
+    let at = match rustix::fs::openat2(
         root,
         relative(path),
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         RESOLVE,
     ) {
@@ -168,13 +173,18 @@ pub fn read_file(root: BorrowedFd<'_>, path: &str, limit: u64) -> io::Result<Opt
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let stat = rustix::fs::fstat(&fd)?;
+    let stat = rustix::fs::fstat(&at)?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{path} is not a regular file"),
         ));
     }
+    let fd = rustix::fs::open(
+        fd_path(at.as_fd()).as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
     let mut buf = Vec::new();
     std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
     Ok(Some(buf))
@@ -233,6 +243,48 @@ mod tests {
         );
         resolve(fd.as_fd(), "/run/host/notify", Create::File).unwrap();
         assert!(root.join("run/host/notify").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dot_dot_is_clamped_at_the_root_and_loops_are_refused() {
+        let dir = scratch("dotdot");
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hosts"), "inside\n").unwrap();
+        let fd = open_root(&root).unwrap();
+        let got = read_file(fd.as_fd(), "/../../etc/../etc/hosts", 1 << 20).unwrap();
+        assert_eq!(got.as_deref(), Some(&b"inside\n"[..]));
+        // Created through `..`: still inside.
+        resolve(fd.as_fd(), "/../../made/here", Create::Dir).unwrap();
+        assert!(root.join("made/here").is_dir());
+        assert!(!dir.join("made").exists());
+        symlink("b", root.join("a")).unwrap();
+        symlink("a", root.join("b")).unwrap();
+        let err = resolve(fd.as_fd(), "/a/x", Create::Dir).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_file_refuses_what_is_not_a_regular_file_without_opening_it() {
+        let dir = scratch("fifo");
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        // Opening a FIFO for reading would block forever: it must be refused first.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("etc/passwd").as_path(),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let fd = open_root(&root).unwrap();
+        let err = read_file(fd.as_fd(), "/etc/passwd", 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let err = read_file(fd.as_fd(), "/etc", 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -75,7 +75,7 @@ pub enum LaunchError {
 /// Starts the container. Must be called from a single-threaded process.
 pub fn launch(l: &Launch<'_>) -> Result<Outcome, LaunchError> {
     let supervised = notify::supervised();
-    let (parent_end, child_end) = sync::pair().map_err(LaunchError::Clone)?;
+    let (parent_end, child_end) = sync::pair().map_err(LaunchError::Sync)?;
     let flags = if supervised {
         l.namespaces | CloneFlags::PARENT
     } else {
@@ -137,20 +137,14 @@ fn parent(
             reap_if_ours(pid, supervised);
             return Err(LaunchError::Exec { code, message });
         }
-        Some(_) => return Err(LaunchError::ChildDied),
+        Some(_) => {
+            reap_if_ours(pid, supervised);
+            return Err(LaunchError::ChildDied);
+        }
     }
     if !supervised {
         return wait(pid).map(Outcome::Exited);
     }
-    let status = match mode {
-        Notify::Exec => {
-            notify::send(&[NotifyState::Ready, NotifyState::Status("Container running")])
-        }
-        Notify::Container => notify::send(&[NotifyState::Status(
-            "Waiting for the container to report readiness",
-        )]),
-    };
-    status.map_err(LaunchError::Notify)?;
     Ok(Outcome::HandedOver { pid })
 }
 

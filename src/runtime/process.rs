@@ -95,7 +95,7 @@ pub fn plan(
     let hostname = spec
         .hostname
         .clone()
-        .unwrap_or_else(|| spec.name.to_string());
+        .unwrap_or_else(|| spec.name.default_hostname());
     let cwd = spec
         .working_dir
         .clone()

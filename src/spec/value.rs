@@ -84,20 +84,36 @@ impl fmt::Display for Name {
 }
 serde_via_str!(Name);
 
-/// Checks a host name (RFC 1123: dot-separated labels of letters, digits and inner hyphens,
-/// at most 63 characters each and 64 in all, the kernel's limit).
-pub fn check_hostname(s: &str) -> Result<(), ValueError> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if s.is_empty() || s.len() > 64 || !s.split('.').all(label_ok) {
-        return err(format!(
-            "invalid hostname {s:?}: use letters, digits and '-' in dot-separated labels, at most 64 characters"
-        ));
+/// The longest host name Linux accepts (`HOST_NAME_MAX`).
+const HOSTNAME_MAX: usize = 64;
+
+/// An RFC 1123 host name: dot-separated labels of letters, digits and inner `-`.
+pub fn check_hostname(name: &str) -> Result<(), ValueError> {
+    let bad = |why: &str| err(format!("invalid hostname {name:?}: {why}"));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > HOSTNAME_MAX {
+        return bad(&format!("it is longer than {HOSTNAME_MAX} characters"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return bad("it has an empty label (a dot at either end, or two in a row)");
+        }
+        if label.len() > 63 {
+            return bad("a label is longer than 63 characters");
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return bad(&format!(
+                "{c:?} is not allowed (use letters, digits, '-' and '.')"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label cannot start or end with '-'");
+        }
     }
     Ok(())
 }

@@ -167,6 +167,8 @@ fn to_value(v: &DbusValue) -> Value<'static> {
         DbusValue::U64(n) => Value::from(*n),
         DbusValue::Strs(v) => Value::from(v.clone()),
         DbusValue::Exec(cmds) => Value::from(cmds.clone()),
+        DbusValue::ByteArrays(arrays) => Value::from(arrays.clone()),
+        DbusValue::ExitStatusSet(codes, signals) => Value::from((codes.clone(), signals.clone())),
     }
 }
 

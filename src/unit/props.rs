@@ -75,6 +75,10 @@ pub enum Prop {
     Slice(String),
     KillMode(&'static str),
     KillSignal(Signal),
+    /// An exit status of 128 + this signal counts as success: what a payload that handles the
+    /// stop signal and then exits usually reports (143 for SIGTERM), as systemd already counts
+    /// death by the signal itself.
+    SuccessExitStatus(Signal),
     TimeoutStart(Timeout),
     TimeoutStop(Timeout),
     Restart(Restart),
@@ -85,6 +89,8 @@ pub enum Prop {
     /// client has read the result (transient units only).
     AddRef(bool),
     Environment(Vec<String>),
+    /// `FIELD=value` pairs journald adds to every entry of the unit.
+    LogExtraFields(Vec<String>),
     MemoryMax(Limit<Bytes>),
     CpuQuota(Option<Cpus>),
     TasksMax(Limit<Count>),
@@ -101,6 +107,10 @@ pub enum DbusValue {
     Strs(Vec<String>),
     /// `a(sasb)`: path, argv, ignore-failure.
     Exec(Vec<(String, Vec<String>, bool)>),
+    /// `(aiai)`: exit statuses, signals.
+    ExitStatusSet(Vec<i32>, Vec<i32>),
+    /// `aay`.
+    ByteArrays(Vec<Vec<u8>>),
 }
 
 impl fmt::Display for DbusValue {
@@ -123,12 +133,42 @@ impl fmt::Display for DbusValue {
                 }
                 f.write_str("]")
             }
+            DbusValue::ByteArrays(arrays) => {
+                let text: Vec<String> = arrays
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                write!(f, "aay {text:?}")
+            }
+            DbusValue::ExitStatusSet(codes, signals) => {
+                write!(f, "(aiai) ({codes:?}, {signals:?})")
+            }
         }
     }
 }
 
+/// The journal field that carries an ad-hoc container's ID.
+pub const CONTAINER_ID_FIELD: &str = "CLEAT_CONTAINER_ID";
+
 /// systemd's D-Bus encoding of "no limit" for 64-bit properties.
 const INFINITY: u64 = u64::MAX;
+
+/// Quotes a `KEY=value` assignment for an `Environment=` line: double quotes with C escapes
+/// for backslash and `"`, `%` doubled for specifiers. (`$` has no special meaning there.)
+fn quote_env_assignment(assignment: &str) -> String {
+    let mut out = String::from("\"");
+    for c in assignment.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '%' => out.push_str("%%"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
 
 /// Quotes a word for an `ExecStart=` line (systemd's rules: double quotes, with `\`, `"`
 /// escaped; `%` doubled to defeat specifier expansion, `$` doubled to defeat variable
@@ -181,6 +221,7 @@ impl Prop {
             Prop::Slice(_) => (Service, "Slice"),
             Prop::KillMode(_) => (Service, "KillMode"),
             Prop::KillSignal(_) => (Service, "KillSignal"),
+            Prop::SuccessExitStatus(_) => (Service, "SuccessExitStatus"),
             Prop::TimeoutStart(_) => (Service, "TimeoutStartSec"),
             Prop::TimeoutStop(_) => (Service, "TimeoutStopSec"),
             Prop::Restart(_) => (Service, "Restart"),
@@ -189,6 +230,7 @@ impl Prop {
             Prop::CollectMode(_) => (Unit, "CollectMode"),
             Prop::AddRef(_) => (Unit, "AddRef"),
             Prop::Environment(_) => (Service, "Environment"),
+            Prop::LogExtraFields(_) => (Service, "LogExtraFields"),
             Prop::MemoryMax(_) => (Service, "MemoryMax"),
             Prop::CpuQuota(_) => (Service, "CPUQuota"),
             Prop::TasksMax(_) => (Service, "TasksMax"),
@@ -220,11 +262,13 @@ impl Prop {
             }
             Prop::ExecStart(c) | Prop::ExecStopPost(c) => exec(c),
             Prop::KillSignal(s) => s.to_string(),
+            Prop::SuccessExitStatus(s) => (128 + s.number()).to_string(),
             Prop::Restart(r) => r.as_str().to_owned(),
             Prop::AddRef(b) => if *b { "yes" } else { "no" }.to_owned(),
+            Prop::LogExtraFields(fields) => fields.join(" "),
             Prop::Environment(vars) => vars
                 .iter()
-                .map(|v| quote_exec_word(v))
+                .map(|v| quote_env_assignment(v))
                 .collect::<Vec<_>>()
                 .join(" "),
             Prop::MemoryMax(l) => match l {
@@ -257,6 +301,10 @@ impl Prop {
             Prop::Slice(s) => ("Slice", V::Str(s.clone())),
             Prop::KillMode(s) => ("KillMode", V::Str((*s).into())),
             Prop::KillSignal(s) => ("KillSignal", V::I32(s.number())),
+            Prop::SuccessExitStatus(s) => (
+                "SuccessExitStatus",
+                V::ExitStatusSet(vec![128 + s.number()], vec![]),
+            ),
             Prop::TimeoutStart(t) => ("TimeoutStartUSec", V::U64(t.as_usec())),
             Prop::TimeoutStop(t) => ("TimeoutStopUSec", V::U64(t.as_usec())),
             Prop::Restart(r) => ("Restart", V::Str(r.as_str().into())),
@@ -265,6 +313,10 @@ impl Prop {
             Prop::CollectMode(s) => ("CollectMode", V::Str((*s).into())),
             Prop::AddRef(b) => ("AddRef", V::Bool(*b)),
             Prop::Environment(vars) => ("Environment", V::Strs(vars.clone())),
+            Prop::LogExtraFields(fields) => (
+                "LogExtraFields",
+                V::ByteArrays(fields.iter().map(|f| f.as_bytes().to_vec()).collect()),
+            ),
             Prop::MemoryMax(l) => (
                 "MemoryMax",
                 V::U64(match l {
@@ -337,6 +389,7 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
     }
     if let Some(s) = spec.stop_signal {
         props.push(Prop::KillSignal(s));
+        props.push(Prop::SuccessExitStatus(s));
     }
     props.extend(resources(spec));
     props
@@ -355,6 +408,41 @@ pub fn resources(spec: &Spec) -> Vec<Prop> {
         props.push(Prop::TasksMax(p));
     }
     props
+}
+
+/// The resource properties (unit-file key, and the value that lifts the limit).
+fn unlimited_resources() -> [(&'static str, Prop); 3] {
+    [
+        ("MemoryMax", Prop::MemoryMax(Limit::Infinity)),
+        ("CPUQuota", Prop::CpuQuota(None)),
+        ("TasksMax", Prop::TasksMax(Limit::Infinity)),
+    ]
+}
+
+/// The resource limits a start should leave on a declared container's unit: the definition's
+/// own, plus the lifting of every limit that one of cleat's drop-ins set (the generator's,
+/// or a runtime one left by an earlier start) but the definition no longer has. `set_by_cleat`
+/// holds those drop-ins' unit-file keys. Limits set by other drop-ins are left alone.
+pub fn live_resources(spec: &Spec, set_by_cleat: &[String]) -> Vec<Prop> {
+    let mut wanted = resources(spec);
+    for (key, unlimited) in unlimited_resources() {
+        let in_spec = wanted.iter().any(|p| p.key().1 == key);
+        if !in_spec && set_by_cleat.iter().any(|k| k == key) {
+            wanted.push(unlimited);
+        }
+    }
+    wanted
+}
+
+/// Of `wanted`, the properties whose value differs from `current` (D-Bus name → value).
+pub fn differing(wanted: Vec<Prop>, current: &std::collections::HashMap<String, u64>) -> Vec<Prop> {
+    wanted
+        .into_iter()
+        .filter(|p| match p.dbus() {
+            (name, DbusValue::U64(v)) => current.get(name) != Some(&v),
+            _ => true,
+        })
+        .collect()
 }
 
 /// The properties that make a unit a cleat container, whatever the spec says: the process
@@ -378,12 +466,15 @@ pub fn base(kind: Kind, name: &str, exe: &str) -> Vec<Prop> {
     };
     vec![
         Prop::Type("notify"),
-        Prop::NotifyAccess("all"),
+        // Only the main process may notify: cleat while it hands over, the container's PID 1
+        // after. (With `all`, any process in the unit could redirect MAINPID.)
+        Prop::NotifyAccess("main"),
         Prop::ExecStart(cmd("start", false)),
         Prop::ExecStopPost(cmd("stopped", true)),
         Prop::Slice("machine.slice".into()),
         Prop::KillMode("mixed"),
         Prop::KillSignal(Signal::TERM),
+        Prop::SuccessExitStatus(Signal::TERM),
         Prop::TimeoutStop(Timeout::from_secs(10)),
         Prop::SyslogIdentifier(name.into()),
     ]
@@ -391,15 +482,18 @@ pub fn base(kind: Kind, name: &str, exe: &str) -> Vec<Prop> {
 
 /// The full property list of an ad-hoc container's transient unit: the base, then the spec's
 /// (which override the base's defaults, key by key).
-pub fn transient(spec: &Spec, exe: &str, unit_of: UnitNamer<'_>, foreground: bool) -> Vec<Prop> {
+pub fn transient(spec: &Spec, id: &str, exe: &str, unit_of: UnitNamer<'_>) -> Vec<Prop> {
     let mut props = vec![Prop::Description(format!("Container {}", spec.name))];
     props.extend(base(Kind::Adhoc, spec.name.as_str(), exe));
     // The exit status is recorded by ExecStopPost, so an exited container need not linger as a
     // failed unit.
     props.push(Prop::CollectMode("inactive-or-failed"));
-    if foreground {
-        props.push(Prop::AddRef(true));
-    }
+    // The creating client holds a reference until it disconnects, so it can read how the unit
+    // ended even when that is at once.
+    props.push(Prop::AddRef(true));
+    props.push(Prop::LogExtraFields(vec![format!(
+        "{CONTAINER_ID_FIELD}={id}"
+    )]));
     props.extend(translate(spec, unit_of));
     dedup_last_wins(props)
 }
@@ -467,6 +561,34 @@ mod tests {
     }
 
     #[test]
+    fn live_resources_apply_the_spec_and_lift_what_cleat_set_before() {
+        let mut s = spec();
+        s.memory = Some(Limit::Value(Bytes(1 << 20)));
+        let by_cleat = vec!["MemoryMax".to_owned(), "TasksMax".to_owned()];
+        let wanted = live_resources(&s, &by_cleat);
+        assert_eq!(
+            wanted,
+            [
+                Prop::MemoryMax(Limit::Value(Bytes(1 << 20))),
+                Prop::TasksMax(Limit::Infinity)
+            ]
+        );
+        assert!(
+            live_resources(&spec(), &[]).is_empty(),
+            "limits set by others stay"
+        );
+        let current = [
+            ("MemoryMax".to_owned(), 1u64 << 20),
+            ("TasksMax".to_owned(), 50),
+        ]
+        .into();
+        assert_eq!(
+            differing(wanted, &current),
+            [Prop::TasksMax(Limit::Infinity)]
+        );
+    }
+
+    #[test]
     fn empty_spec_translates_to_nothing() {
         assert!(translate(&spec(), &unit_of).is_empty());
     }
@@ -476,7 +598,7 @@ mod tests {
         let mut s = spec();
         s.stop_timeout = Some(Timeout::from_secs(3));
         s.stop_signal = Some("SIGQUIT".parse().unwrap());
-        let props = transient(&s, "/usr/bin/cleat", &unit_of, false);
+        let props = transient(&s, "0123", "/usr/bin/cleat", &unit_of);
         let stops: Vec<_> = props
             .iter()
             .filter(|p| matches!(p, Prop::TimeoutStop(_)))
@@ -484,6 +606,16 @@ mod tests {
         assert_eq!(stops, [&Prop::TimeoutStop(Timeout::from_secs(3))]);
         assert!(props.contains(&Prop::KillSignal("SIGQUIT".parse().unwrap())));
         assert!(!props.contains(&Prop::KillSignal(Signal::TERM)));
+    }
+
+    #[test]
+    fn environment_assignments_are_quoted_for_unit_files() {
+        assert_eq!(quote_env_assignment("A=b"), "\"A=b\"");
+        assert_eq!(quote_env_assignment("A=$HOME 100%"), "\"A=$HOME 100%%\"");
+        assert_eq!(
+            quote_env_assignment("A=say \"hi\" \\o/"),
+            "\"A=say \\\"hi\\\" \\\\o/\""
+        );
     }
 
     #[test]

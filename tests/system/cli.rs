@@ -256,3 +256,43 @@ fn logs_follow_keeps_streaming() {
         ticks.len()
     );
 }
+
+/// A name can be reused after `rm`; the new container's logs are its own.
+#[test]
+fn logs_of_a_reused_name_are_the_new_containers_only() {
+    let h = host();
+    let c = Case::new("logs-reuse");
+    h.cleat(&[
+        "run",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        "echo",
+        "first-container",
+    ])
+    .ok();
+    h.cleat(&["rm", &c.name]).ok();
+    h.cleat(&[
+        "run",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        "echo",
+        "second-container",
+    ])
+    .ok();
+    let out = h.cleat(&["logs", &c.name]);
+    out.ok();
+    assert!(out.stdout.contains("second-container"), "{out}");
+    assert!(
+        !out.stdout.contains("first-container"),
+        "an earlier container's output:\n{out}"
+    );
+    let id = h.cleat(&["inspect", &c.name]).json()["id"].clone();
+    assert!(
+        id.as_str().is_some_and(|i| i.len() == 32),
+        "inspect shows the container ID: {id}"
+    );
+}

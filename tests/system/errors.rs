@@ -153,3 +153,35 @@ fn unreachable_systemd() {
     }
     assert_no_trace(&c.name);
 }
+
+/// A name both declared (a TOML file appeared) and ad-hoc: every verb names the clash, and
+/// `rm` removes the ad-hoc one, as the message says, after which the declared one works.
+#[test]
+fn rm_resolves_a_clash_between_declared_and_adhoc() {
+    let h = host();
+    let c = Case::new("clash-rm");
+    h.cleat(&[
+        "create",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        GRACEFUL,
+    ])
+    .ok();
+    let path = c.declare(&format!(
+        "rootfs = \"{}\"\ncommand = [\"{GRACEFUL}\"]\n",
+        c.rootfs()
+    ));
+    h.cleat(&["start", &c.name])
+        .code_is(1)
+        .says("used twice")
+        .says(&path)
+        .says(&format!("cleat rm {}", c.name));
+    h.cleat(&["rm", &c.name]).ok();
+    h.cleat(&["start", &c.name]).ok();
+    expect_active(&c.declared_unit());
+    let e = ps_entry(&c.name, true).expect("listed");
+    assert_eq!(e["kind"], "declared", "{e}");
+    h.systemctl(&["stop", &c.declared_unit()]);
+}

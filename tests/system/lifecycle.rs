@@ -431,3 +431,33 @@ fn restart_on_failure_restarts_a_crashing_container() {
     );
     h.cleat(&["rm", "-f", &c.name]).ok();
 }
+
+/// `kill` of a `--rm` container: its ExecStopPost= must survive the kill, so the container is
+/// removed (and nothing is left in the state directory).
+#[test]
+fn kill_of_an_auto_removing_container_still_removes_it() {
+    let h = host();
+    let c = Case::new("kill-rm");
+    h.cleat(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        GRACEFUL,
+    ])
+    .ok();
+    expect_active(&c.adhoc_unit());
+    h.cleat(&["kill", &c.name]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || ps_entry(&c.name, true)
+            .is_none()),
+        "a killed --rm container is still listed"
+    );
+    assert!(
+        !h.exists(&format!("/var/lib/cleat/containers/{}", c.name)),
+        "state left behind"
+    );
+}

@@ -60,7 +60,11 @@ const TOP_LEVEL: &[Field] = &[
     }),
     value("user", |r, n, d| d.spec.user = r.user(n)),
     value("hostname", |r, n, d| {
-        d.spec.hostname = r.checked(n, |s| check_hostname(s).map(|()| s.to_owned()));
+        d.spec.hostname = r.checked(n, |s| {
+            crate::spec::value::check_hostname(s)
+                .map(|()| s.to_owned())
+                .map_err(|e| e.0)
+        });
     }),
     value("notify", |r, n, d| d.spec.notify = r.notify(n)),
     value("stop-signal", |r, n, d| d.spec.stop_signal = r.signal(n)),
@@ -600,6 +604,8 @@ fn single_line(s: &str) -> Result<(), String> {
         Some(c) => Err(format!(
             "must be a single line of text, without control characters ({c:?})"
         )),
+        // In a unit file, a line that ends in a backslash continues on the next one.
+        None if s.ends_with('\\') => Err("must not end with a backslash".into()),
         None => Ok(()),
     }
 }
@@ -631,40 +637,6 @@ fn check_user(user: &str) -> Result<(), String> {
         && parts.next().is_none_or(valid_part)
         && parts.next().is_none();
     if valid { Ok(()) } else { Err(bad()) }
-}
-
-/// The longest host name Linux accepts (`HOST_NAME_MAX`).
-const HOSTNAME_MAX: usize = 64;
-
-/// An RFC 1123 host name: dot-separated labels of letters, digits and inner `-`.
-fn check_hostname(name: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("invalid hostname {name:?}: {why}"));
-    if name.is_empty() {
-        return bad("it is empty");
-    }
-    if name.len() > HOSTNAME_MAX {
-        return bad(&format!("it is longer than {HOSTNAME_MAX} characters"));
-    }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return bad("it has an empty label (a dot at either end, or two in a row)");
-        }
-        if label.len() > 63 {
-            return bad("a label is longer than 63 characters");
-        }
-        if let Some(c) = label
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-        {
-            return bad(&format!(
-                "{c:?} is not allowed (use letters, digits, '-' and '.')"
-            ));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return bad("a label cannot start or end with '-'");
-        }
-    }
-    Ok(())
 }
 
 /// systemd's unit types, the suffixes of unit names.

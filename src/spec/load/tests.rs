@@ -564,6 +564,10 @@ fn bad_values_are_located_and_explained() {
             "web.toml:2:15: description: must be a single line of text, without control characters ('\\n')",
         ),
         (
+            "description = 'C:\\'",
+            "web.toml:2:15: description: must not end with a backslash",
+        ),
+        (
             "notify = \"ready\"",
             "web.toml:2:10: notify: invalid notify mode \"ready\" (valid: exec, container)",
         ),
