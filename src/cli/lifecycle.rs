@@ -25,8 +25,8 @@ pub struct StartArgs {
 
 #[derive(Args)]
 pub struct StopArgs {
-    /// Seconds to wait for the container to exit before killing it (default: the container's
-    /// stop timeout)
+    /// Seconds to wait for the container to exit before killing it (default, and at most: the
+    /// container's stop-timeout, which systemd enforces)
     #[arg(short = 't', long = "time", value_name = "SECONDS")]
     time: Option<u64>,
     #[arg(required = true, value_name = "NAME")]
