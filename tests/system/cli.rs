@@ -13,16 +13,7 @@ fn ps_table_and_json() {
     let h = host();
     let c = Case::new("ps");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d"], &[GRACEFUL]).ok();
     expect_active(&unit);
 
     let table = h.cleat(&["ps"]);
@@ -172,18 +163,15 @@ fn logs_come_from_the_journal() {
     let h = host();
     let c = Case::new("logs");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "sh",
-        "-c",
-        "echo line-one; echo line-two; echo err-line >&2; sleep 0.2; echo last-line; \
+    c.run(
+        &["-d"],
+        &[
+            "sh",
+            "-c",
+            "echo line-one; echo line-two; echo err-line >&2; sleep 0.2; echo last-line; \
          trap 'exit 0' TERM; while :; do sleep 0.1; done",
-    ])
+        ],
+    )
     .ok();
     let journal = expect_journal(&unit, "last-line");
     for l in ["line-one", "line-two", "err-line"] {
@@ -222,17 +210,14 @@ fn logs_follow_keeps_streaming() {
     let h = host();
     let c = Case::new("logs-f");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "sh",
-        "-c",
-        "i=0; trap 'exit 0' TERM; while :; do echo tick-$i; i=$((i+1)); sleep 0.2; done",
-    ])
+    c.run(
+        &["-d"],
+        &[
+            "sh",
+            "-c",
+            "i=0; trap 'exit 0' TERM; while :; do echo tick-$i; i=$((i+1)); sleep 0.2; done",
+        ],
+    )
     .ok();
     expect_journal(&unit, "tick-0");
     // Follow for 3 s: it must still be running then, and have printed lines that were
@@ -262,27 +247,9 @@ fn logs_follow_keeps_streaming() {
 fn logs_of_a_reused_name_are_the_new_containers_only() {
     let h = host();
     let c = Case::new("logs-reuse");
-    h.cleat(&[
-        "run",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "echo",
-        "first-container",
-    ])
-    .ok();
+    c.run(&[], &["echo", "first-container"]).ok();
     h.cleat(&["rm", &c.name]).ok();
-    h.cleat(&[
-        "run",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "echo",
-        "second-container",
-    ])
-    .ok();
+    c.run(&[], &["echo", "second-container"]).ok();
     let out = h.cleat(&["logs", &c.name]);
     out.ok();
     assert!(out.stdout.contains("second-container"), "{out}");

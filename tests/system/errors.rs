@@ -100,16 +100,7 @@ fn name_clash_between_adhoc_containers() {
     let h = host();
     let c = Case::new("clash-adhoc");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d"], &[GRACEFUL]).ok();
     expect_active(&unit);
     let pid = crate::host::main_pid(&unit);
     for verb in [&["run", "-d"][..], &["run"], &["create"]] {

@@ -929,6 +929,15 @@ impl Case {
         declared_unit(&self.name)
     }
 
+    /// `cleat run FLAGS --name NAME --rootfs ROOTFS PAYLOAD...` for this case's container.
+    pub fn run(&self, flags: &[&str], payload: &[&str]) -> Output {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--name", &self.name, "--rootfs", self.rootfs()]);
+        args.extend_from_slice(payload);
+        host().cleat(&args)
+    }
+
     /// Writes `/etc/cleat/containers/NAME.toml` (the `etc` directory).
     pub fn declare(&self, toml: &str) -> String {
         let path = format!("/etc/cleat/containers/{}.toml", self.name);

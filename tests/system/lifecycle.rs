@@ -17,15 +17,7 @@ fn run_detached_then_stop_and_rm() {
     let h = host();
     let c = Case::new("run-d");
     let unit = c.adhoc_unit();
-    let out = h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ]);
+    let out = c.run(&["-d"], &[GRACEFUL]);
     out.ok();
     assert_eq!(out.last_line(), c.name, "run -d prints the name:\n{out}");
     // -d returns once the unit is running.
@@ -68,16 +60,10 @@ fn run_detached_then_stop_and_rm() {
 fn run_in_foreground_propagates_output_and_exit_code() {
     let h = host();
     let c = Case::new("run-fg");
-    let out = h.cleat(&[
-        "run",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "sh",
-        "-c",
-        "echo out-marker; echo err-marker >&2; exit 7",
-    ]);
+    let out = c.run(
+        &[],
+        &["sh", "-c", "echo out-marker; echo err-marker >&2; exit 7"],
+    );
     out.code_is(7);
     assert!(
         out.stdout.contains("out-marker"),
@@ -106,17 +92,7 @@ fn run_in_foreground_propagates_output_and_exit_code() {
 fn run_with_rm_vanishes_after_exit() {
     let h = host();
     let c = Case::new("run-rm");
-    let out = h.cleat(&[
-        "run",
-        "--rm",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "sh",
-        "-c",
-        "echo bye; exit 3",
-    ]);
+    let out = c.run(&["--rm"], &["sh", "-c", "echo bye; exit 3"]);
     out.code_is(3);
     assert!(out.stdout.contains("bye"), "{out}");
     let unit = c.adhoc_unit();
@@ -224,16 +200,7 @@ fn restart_replaces_the_process() {
     let h = host();
     let c = Case::new("restart");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d"], &[GRACEFUL]).ok();
     let before = main_pid(&unit);
     assert!(before > 0);
     h.cleat(&["restart", &c.name]).ok();
@@ -249,16 +216,7 @@ fn rm_refuses_a_running_container_without_force() {
     let h = host();
     let c = Case::new("rm-running");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d"], &[GRACEFUL]).ok();
     h.cleat(&["rm", &c.name]).code_is(1);
     assert_eq!(
         h.prop(&unit, "ActiveState"),
@@ -315,18 +273,7 @@ fn kill_with_a_signal() {
     let h = host();
     let c = Case::new("kill-s");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "sh",
-        "-c",
-        USR1_EXITS,
-    ])
-    .ok();
+    c.run(&["-d"], &["sh", "-c", USR1_EXITS]).ok();
     expect_journal(&unit, "ready");
     h.cleat(&["kill", "-s", "USR1", &c.name]).ok();
     expect_journal(&unit, "got-usr1");
@@ -338,16 +285,7 @@ fn stop_with_timeout_kills_a_payload_ignoring_sigterm() {
     let h = host();
     let c = Case::new("stop-t");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        STUBBORN,
-    ])
-    .ok();
+    c.run(&["-d"], &[STUBBORN]).ok();
     expect_journal(&unit, "ready");
     let out = h.cleat(&["stop", "-t", "1", &c.name]);
     out.ok();
@@ -438,17 +376,7 @@ fn restart_on_failure_restarts_a_crashing_container() {
 fn kill_of_an_auto_removing_container_still_removes_it() {
     let h = host();
     let c = Case::new("kill-rm");
-    h.cleat(&[
-        "run",
-        "-d",
-        "--rm",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d", "--rm"], &[GRACEFUL]).ok();
     expect_active(&c.adhoc_unit());
     h.cleat(&["kill", &c.name]).ok();
     assert!(

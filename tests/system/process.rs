@@ -30,16 +30,7 @@ fn main_pid_is_the_container_in_its_own_namespaces() {
     let h = host();
     let c = Case::new("mainpid");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d"], &[GRACEFUL]).ok();
     expect_journal(&unit, "ready");
     let pid = main_pid(&unit);
     assert!(pid > 0, "no MainPID");
@@ -120,16 +111,7 @@ fn no_cleat_process_stays_resident() {
     let h = host();
     let c = Case::new("resident");
     let unit = c.adhoc_unit();
-    h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        GRACEFUL,
-    ])
-    .ok();
+    c.run(&["-d"], &[GRACEFUL]).ok();
     expect_journal(&unit, "ready");
     assert_no_cleat_process(&unit);
 

@@ -9,17 +9,10 @@ use crate::host::{Case, expect_journal, host, wait_until};
 fn by_default_ready_once_the_payload_runs_and_no_socket_leaks_in() {
     let h = host();
     let c = Case::new("ready-exec");
-    let out = h.cleat(&[
-        "run",
-        "-d",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "sh",
-        "-c",
-        "echo notify=${NOTIFY_SOCKET:-none}; sleep 1000",
-    ]);
+    let out = c.run(
+        &["-d"],
+        &["sh", "-c", "echo notify=${NOTIFY_SOCKET:-none}; sleep 1000"],
+    );
     out.ok();
     assert!(
         out.elapsed < Duration::from_secs(3),
@@ -86,16 +79,9 @@ fn notify_container_that_never_reports_times_out() {
 fn a_command_that_cannot_run_exits_126_or_127_as_in_docker() {
     let h = host();
     let c = Case::new("exec-fail");
-    h.cleat(&[
-        "run",
-        "--name",
-        &c.name,
-        "--rootfs",
-        c.rootfs(),
-        "no-such-command",
-    ])
-    .code_is(127)
-    .says("executable file not found");
+    c.run(&[], &["no-such-command"])
+        .code_is(127)
+        .says("executable file not found");
     let other = c.another("exec-noexec");
     h.cleat(&[
         "run",
