@@ -3,7 +3,7 @@
 # everything is present: apt is only touched for what is missing.
 set -euo pipefail
 
-packages=(systemd dbus busybox-static util-linux iproute2 make gcc)
+packages=(systemd dbus busybox-static util-linux iproute2 make gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
