@@ -156,3 +156,55 @@ impl Registry {
         unit::unit_name(kind, name)
     }
 }
+
+/// A container's claim on an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUser {
+    pub container: Name,
+    /// The manifest it runs (or last ran, or was created from).
+    pub digest: Option<crate::image::Digest>,
+    /// The reference its definition names (canonical).
+    pub reference: Option<String>,
+}
+
+impl Registry {
+    /// Every container's claim on an image: the manifest its last start used, the one an
+    /// ad-hoc container was created from, and the reference a definition names (with the
+    /// manifest that reference resolves to in the store now).
+    pub fn image_users(&self, store: &crate::image::store::Store) -> Vec<ImageUser> {
+        let mut users = Vec::new();
+        for name in self.state.list_all().unwrap_or_default() {
+            if let Ok(Some(used)) = self.state.read_image_use(&name) {
+                users.push(ImageUser {
+                    container: name,
+                    digest: Some(used.digest),
+                    reference: Some(used.reference),
+                });
+            }
+        }
+        for (name, _) in self.list().unwrap_or_default() {
+            let Ok(container) = self.load(&name) else {
+                continue;
+            };
+            let crate::spec::Source::Image(text) = &container.spec.source else {
+                continue;
+            };
+            let reference = crate::image::parse_reference(text)
+                .ok()
+                .map(|r| r.to_string());
+            let pinned = container.record.as_ref().and_then(|r| r.image.clone());
+            let current = reference
+                .as_ref()
+                .and_then(|r| store.get_ref(r).ok().flatten())
+                .map(|r| r.digest);
+            for digest in [pinned, current] {
+                users.push(ImageUser {
+                    container: name.clone(),
+                    digest,
+                    reference: reference.clone(),
+                });
+            }
+        }
+        users
+    }
+}

@@ -22,6 +22,7 @@ pub const SYSTEM_STATE_DIR: &str = "/var/lib/cleat/containers";
 
 const DEFINITION: &str = "definition.json";
 const EXIT: &str = "state.json";
+const IMAGE: &str = "image.json";
 
 /// An ad-hoc container's record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,19 @@ pub struct AdhocRecord {
     /// `--rm`: remove the container when it stops.
     #[serde(default)]
     pub auto_remove: bool,
+    /// The image manifest the container was created from (as Docker keeps the image ID): its
+    /// starts use this image even if the tag moves on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::image::Digest>,
+}
+
+/// The image a container's last start used, recorded so that the image is not removed under
+/// it (`state.json` records how it ended; this, what it ran).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageUse {
+    pub reference: String,
+    pub digest: crate::image::Digest,
 }
 
 /// How a run ended (from systemd's `$SERVICE_RESULT`, `$EXIT_CODE`, `$EXIT_STATUS`).
@@ -236,6 +250,46 @@ impl StateDir {
         Self::read_json(&self.dir(name).join(EXIT))
     }
 
+    pub fn write_image_use(&self, name: &Name, used: &ImageUse) -> Result<(), StateError> {
+        self.write_json(name, IMAGE, used)
+    }
+
+    pub fn read_image_use(&self, name: &Name) -> Result<Option<ImageUse>, StateError> {
+        Self::read_json(&self.dir(name).join(IMAGE))
+    }
+
+    /// Every container directory (both kinds), sorted by name.
+    pub fn list_all(&self) -> Result<Vec<Name>, StateError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.root)(e)),
+        };
+        let mut names: Vec<Name> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<Name>().ok()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// A container's own directories for an image's overlay: its writable layer, overlayfs's
+    /// work directory, and the mount point. Created if missing; the writable layer survives
+    /// restarts, and `cleat rm` removes it with the rest.
+    pub fn overlay_dirs(&self, name: &Name) -> Result<(PathBuf, PathBuf, PathBuf), StateError> {
+        let dir = self.ensure_dir(name)?;
+        let make = |sub: &str| -> Result<PathBuf, StateError> {
+            let path = dir.join(sub);
+            match fs::DirBuilder::new().mode(0o755).create(&path) {
+                Ok(()) => Ok(path),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(path),
+                Err(e) => Err(io_err(&path)(e)),
+            }
+        };
+        Ok((make("upper")?, make("work")?, make("rootfs")?))
+    }
+
     /// Forgets a container entirely.
     pub fn remove(&self, name: &Name) -> Result<(), StateError> {
         let dir = self.dir(name);
@@ -292,6 +346,7 @@ mod tests {
             spec: Spec::new(name.parse().unwrap(), Source::Rootfs("/r".into())),
             created_usec: 1,
             auto_remove: false,
+            image: None,
         }
     }
 

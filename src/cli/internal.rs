@@ -14,13 +14,24 @@ use anyhow::{Context, anyhow};
 use clap::Subcommand;
 
 use cleat::containers::{Container, Registry};
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use cleat::image::ImageConfig;
+use cleat::image::manifest::Platform;
+use cleat::image::progress::Plain;
+use cleat::image::pull::{self, LocalImage};
+use cleat::image::store::Store;
+use cleat::rootfs::Overlay;
+use cleat::rootfs::layers::read_in_layers;
 use cleat::rootfs::{RootfsOptions, RootfsPlan, resolve};
 use cleat::runtime::launch::{self, Launch, Outcome};
 use cleat::runtime::user::{self, UserDb};
 use cleat::runtime::{EXIT_SETUP, notify, process};
+use cleat::spec::PullPolicy;
 use cleat::spec::{Notify, Source, Spec};
 use cleat::state::ExitRecord;
+use cleat::state::ImageUse;
 use cleat::unit::generator::{DIGEST_ENV, DROPIN_NAME, unit_level_digest};
 use cleat::unit::props;
 use cleat::unit::{Kind, unit_name};
@@ -99,22 +110,26 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         warn_if_reload_needed(spec);
         apply_resources_live(spec);
     }
-    let root = match &spec.source {
-        Source::Rootfs(dir) => dir.clone(),
-        Source::Image(reference) => {
-            return Err(anyhow!(
-                "cannot use image {reference:?}: pulling images from registries is not available in this version of cleat; \
-                 set `rootfs` to a directory instead"
-            ));
+    let (root, overlay, users, image) = match &spec.source {
+        Source::Rootfs(dir) => {
+            let meta =
+                std::fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            if !meta.is_dir() {
+                return Err(anyhow!("rootfs {} is not a directory", dir.display()));
+            }
+            (dir.clone(), None, user_db(dir)?, ImageConfig::default())
+        }
+        Source::Image(text) => {
+            let image = image_for_start(&registry, &container, text)?;
+            let (upper, work, mountpoint) = registry.state.overlay_dirs(&name)?;
+            // overlayfs wants the top layer first; manifests list the base first.
+            let lower: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
+            let users = layered_user_db(&lower)?;
+            let overlay = Overlay { lower, upper, work };
+            (mountpoint, Some(overlay), users, image.config.defaults)
         }
     };
-    let meta = std::fs::metadata(&root).with_context(|| format!("rootfs {}", root.display()))?;
-    if !meta.is_dir() {
-        return Err(anyhow!("rootfs {} is not a directory", root.display()));
-    }
-    let users = user_db(&root)?;
     let env_files = read_env_files(spec)?;
-    let image = ImageConfig::default();
     let process = process::plan(spec, &image, &users, &env_files)?;
     let notify_mode = spec.notify.unwrap_or_default();
     let options = RootfsOptions {
@@ -137,7 +152,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         ));
         process.env.sort();
     }
-    let rootfs = RootfsPlan::new(root, &options);
+    let rootfs = RootfsPlan::new(root, overlay, &options);
     let l = Launch {
         rootfs: &rootfs,
         process: &process,
@@ -148,6 +163,58 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         Outcome::HandedOver { .. } => Ok(ExitCode::SUCCESS),
         Outcome::Exited(code) => Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))),
     }
+}
+
+/// The image a start uses: an ad-hoc container's, the one it was created from; a declared
+/// one's, whatever its reference names now, pulled as its pull policy says (with plain
+/// progress in the journal, and the start timeout extended while bytes flow). Recorded in the
+/// container's state so the image is not removed under it.
+fn image_for_start(
+    registry: &Registry,
+    container: &Container,
+    text: &str,
+) -> anyhow::Result<LocalImage> {
+    let reference = cleat::image::parse_reference(text)?;
+    let store = Arc::new(Store::system()?);
+    let pinned = container.record.as_ref().and_then(|r| r.image.clone());
+    let image = match pinned {
+        Some(digest) => pull::load_manifest(&store, &reference, &digest).map_err(|e| {
+            anyhow!("{e}\nhint: the image this container was created from is no longer complete in the store; remove the container and run it again")
+        })?,
+        None => {
+            let policy = spec_pull_policy(container);
+            let progress = Plain::new(notify::supervised());
+            // A runtime confined to this block: dropping it joins its threads before the clone.
+            super::runtime().block_on(pull::ensure(&store, &reference, &Platform::host(), policy, &progress))?
+        }
+    };
+    registry.state.write_image_use(
+        &container.name,
+        &ImageUse {
+            reference: reference.to_string(),
+            digest: image.manifest_digest.clone(),
+        },
+    )?;
+    Ok(image)
+}
+
+fn spec_pull_policy(container: &Container) -> PullPolicy {
+    container.spec.pull.unwrap_or_default()
+}
+
+/// /etc/passwd and /etc/group as the container will see them through its layers (top first).
+fn layered_user_db(layers: &[PathBuf]) -> anyhow::Result<UserDb> {
+    let read = |path: &str| -> anyhow::Result<String> {
+        let bytes = read_in_layers(layers, path, 16 << 20)
+            .with_context(|| format!("reading {path} in the image"))?;
+        Ok(bytes
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    };
+    Ok(UserDb {
+        passwd: user::parse_passwd(&read("/etc/passwd")?),
+        groups: user::parse_group(&read("/etc/group")?),
+    })
 }
 
 /// The container's /etc/passwd and /etc/group, read inside its root.

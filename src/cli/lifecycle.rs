@@ -169,7 +169,8 @@ async fn stop_unit(systemd: &Systemd, unit: &str, timeout: Option<u64>) -> anyho
                     // The container's PID 1 only: its death ends its PID namespace, and
                     // KillMode=mixed sweeps the rest. "all" would also hit ExecStopPost.
                     match systemd.kill(unit, "main", libc::SIGKILL).await {
-                        Ok(()) | Err(BusError::NoSuchUnit(_)) => {}
+                        // Gone already (it may have just exited on the stop signal): nothing to kill.
+                        Ok(()) | Err(BusError::NoSuchUnit(_) | BusError::NoSuchProcess(_)) => {}
                         Err(e) => return Err(e.into()),
                     }
                     job.await
@@ -205,7 +206,8 @@ async fn kill_now(systemd: &Systemd, unit: &str) -> anyhow::Result<()> {
     }
     // The main process only (see stop_unit): ExecStopPost= must survive to record the exit.
     match systemd.kill(unit, "main", libc::SIGKILL).await {
-        Ok(()) | Err(BusError::NoSuchUnit(_)) => {}
+        // Gone already (it may have just exited on the stop signal): nothing to kill.
+        Ok(()) | Err(BusError::NoSuchUnit(_) | BusError::NoSuchProcess(_)) => {}
         Err(e) => return Err(e.into()),
     }
     systemd.wait_stopped(unit).await?;

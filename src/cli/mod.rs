@@ -2,6 +2,7 @@
 
 mod config;
 mod diag;
+mod image;
 mod inspect;
 mod internal;
 mod journal;
@@ -57,6 +58,19 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Show a container's output (from the journal)
     Logs(logs::LogsArgs),
+    /// Pull an image from a registry
+    Pull(image::PullArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Remove images
+    Rmi(image::RmiArgs),
+    /// Log in to a registry (credentials go to /etc/cleat/auth.json)
+    Login(image::LoginArgs),
+    /// Log out of a registry
+    Logout(image::LogoutArgs),
     /// Show or check container definitions
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -140,6 +154,12 @@ pub fn main() -> ExitCode {
         Command::Ps(a) => ps::ps(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Logs(a) => logs::logs(a),
+        Command::Pull(a) => image::pull(a),
+        Command::Images(a) => image::images(a),
+        Command::Image(c) => image::image(c),
+        Command::Rmi(a) => image::rmi(a),
+        Command::Login(a) => image::login(a),
+        Command::Logout(a) => image::logout(a),
         Command::Config(c) => config::config(c),
         Command::Internal(c) => internal::internal(c),
     };

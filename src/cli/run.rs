@@ -8,6 +8,12 @@ use clap::{ArgAction, Args};
 
 use cleat::containers::Registry;
 use cleat::spec::flags::ContainerFlags;
+use std::sync::Arc;
+
+use cleat::image::manifest::Platform;
+use cleat::image::pull;
+use cleat::image::store::Store;
+use cleat::image::{Digest, parse_reference};
 use cleat::spec::{Restart, Source, Spec};
 use cleat::state::AdhocRecord;
 use cleat::unit::dbus::{BusError, Systemd, UnitState};
@@ -30,6 +36,9 @@ pub struct CreateArgs {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Platform of the image to pull (os/arch[/variant]); default: this machine's
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
     #[command(flatten)]
     flags: ContainerFlags,
     /// Print help
@@ -57,15 +66,39 @@ fn validate(spec: &Spec, auto_remove: bool) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Source::Image(reference) => Err(anyhow!(
-            "cannot use image {reference:?}: pulling images from registries is not available in this version of cleat; \
-             use --rootfs DIR to run a container from a directory"
-        )),
+        // Checked (and pulled) by `define`.
+        Source::Image(_) => Ok(()),
     }
 }
 
+/// Brings the container's image into the store as its pull policy says (showing progress),
+/// and returns the manifest it will run, which the container keeps.
+fn pull_for_create(spec: &Spec, platform: &Platform) -> Result<Option<Digest>, Failure> {
+    let Source::Image(text) = &spec.source else {
+        return Ok(None);
+    };
+    let reference = parse_reference(text).map_err(run_error)?;
+    let store = Arc::new(Store::system().map_err(run_error)?);
+    let policy = spec.pull.unwrap_or_default();
+    let progress = super::image::progress_for_terminal(false);
+    let image = super::runtime()
+        .block_on(pull::ensure(
+            &store,
+            &reference,
+            platform,
+            policy,
+            progress.as_ref(),
+        ))
+        .map_err(run_error)?;
+    Ok(Some(image.manifest_digest))
+}
+
 /// Records a new ad-hoc container (nothing is recorded if any check fails).
-fn define(flags: &ContainerFlags, auto_remove: bool) -> Result<(Registry, AdhocRecord), Failure> {
+fn define(
+    flags: &ContainerFlags,
+    auto_remove: bool,
+    platform: Option<&str>,
+) -> Result<(Registry, AdhocRecord), Failure> {
     let spec = flags
         .to_spec(&|k| std::env::var(k).ok())
         .map_err(run_error)?;
@@ -78,16 +111,42 @@ fn define(flags: &ContainerFlags, auto_remove: bool) -> Result<(Registry, AdhocR
             def.main.display()
         )));
     }
+    let platform = super::image::platform(platform).map_err(|f| run_error(f.error))?;
+    let image = pull_for_create(&spec, &platform)?;
     let id = cleat::state::new_id()
         .map_err(|e| run_error(anyhow!("reading /dev/urandom for a container ID: {e}")))?;
     let record = AdhocRecord {
         id,
         spec,
         created_usec: cleat::time::now_usec(),
+        image,
         auto_remove,
     };
     registry.state.create_adhoc(&record).map_err(run_error)?;
     Ok((registry, record))
+}
+
+/// The spec as the unit sees it: the image's StopSignal applies where the spec sets none
+/// (Docker's precedence). The other image defaults are applied at each start.
+fn with_image_defaults(record: &AdhocRecord) -> Spec {
+    let mut spec = record.spec.clone();
+    if spec.stop_signal.is_none() {
+        spec.stop_signal = image_stop_signal(record);
+    }
+    spec
+}
+
+fn image_stop_signal(record: &AdhocRecord) -> Option<cleat::spec::Signal> {
+    let (Source::Image(text), Some(digest)) = (&record.spec.source, &record.image) else {
+        return None;
+    };
+    let reference = parse_reference(text).ok()?;
+    let store = Store::system().ok()?;
+    pull::load_manifest(&store, &reference, digest)
+        .ok()?
+        .config
+        .defaults
+        .stop_signal
 }
 
 /// The absolute path systemd should run for `ExecStart=`: this very binary.
@@ -123,7 +182,7 @@ pub async fn start_adhoc(
     registry: &Registry,
     record: &AdhocRecord,
 ) -> Result<UnitState, StartFailure> {
-    let spec = &record.spec;
+    let spec = &with_image_defaults(record);
     let unit = unit_name(Kind::Adhoc, &spec.name);
     let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
     let props = props::transient(spec, &record.id, &exe()?, &unit_of);
@@ -164,7 +223,11 @@ pub fn exit_status(state: &UnitState) -> Option<i32> {
 }
 
 pub fn run(args: RunArgs) -> CmdResult {
-    let (registry, record) = define(&args.create.flags, args.create.rm)?;
+    let (registry, record) = define(
+        &args.create.flags,
+        args.create.rm,
+        args.create.platform.as_deref(),
+    )?;
     let name = record.spec.name.clone();
     let unit = unit_name(Kind::Adhoc, &name);
     runtime_block(async {
@@ -242,7 +305,7 @@ async fn wait_forwarding_signals(
 }
 
 pub fn create(args: CreateArgs) -> CmdResult {
-    let (_, record) = define(&args.flags, args.rm)?;
+    let (_, record) = define(&args.flags, args.rm, args.platform.as_deref())?;
     println!("{}", record.spec.name);
     Ok(ExitCode::SUCCESS)
 }

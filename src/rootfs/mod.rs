@@ -5,6 +5,7 @@
 //! Every path inside the root is resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink in the
 //! root file system (hostile image content) can never send a mount outside it.
 
+pub mod layers;
 pub mod mount;
 pub mod resolve;
 
@@ -13,8 +14,10 @@ use std::path::PathBuf;
 /// How the root file system is put together, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootfsPlan {
-    /// Host path of the directory that becomes `/`.
+    /// Host path of the directory that becomes `/` (with an overlay: its mount point).
     pub root: PathBuf,
+    /// An image's layers, stacked on `root` (in the container's mount namespace only).
+    pub overlay: Option<Overlay>,
     /// Mounts made inside the root before pivoting, in order.
     pub mounts: Vec<Mount>,
 }
@@ -41,6 +44,16 @@ pub enum Mount {
         target: String,
         readonly: bool,
     },
+}
+
+/// An overlay of read-only layers under a writable one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    /// The layers' directories, top first (overlayfs's `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    /// The container's own writable layer, and overlayfs's work directory beside it.
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }
 
 /// The subset of mount flags a plan uses.
@@ -74,7 +87,7 @@ pub struct RootfsOptions {
 
 impl RootfsPlan {
     /// The standard layout: the root directory with `/proc`, `/dev` and `/sys` mounted.
-    pub fn new(root: PathBuf, options: &RootfsOptions) -> RootfsPlan {
+    pub fn new(root: PathBuf, overlay: Option<Overlay>, options: &RootfsOptions) -> RootfsPlan {
         let mut mounts = vec![
             Mount::Proc {
                 target: "/proc".into(),
@@ -98,7 +111,11 @@ impl RootfsPlan {
                 readonly: false,
             });
         }
-        RootfsPlan { root, mounts }
+        RootfsPlan {
+            root,
+            overlay,
+            mounts,
+        }
     }
 }
 
@@ -108,7 +125,7 @@ mod tests {
 
     #[test]
     fn standard_layout_mounts_proc_dev_sys_in_order() {
-        let plan = RootfsPlan::new("/srv/root".into(), &RootfsOptions::default());
+        let plan = RootfsPlan::new("/srv/root".into(), None, &RootfsOptions::default());
         let targets: Vec<_> = plan
             .mounts
             .iter()
@@ -127,6 +144,7 @@ mod tests {
     fn notify_socket_gets_its_own_tmpfs_and_bind() {
         let plan = RootfsPlan::new(
             "/srv/root".into(),
+            None,
             &RootfsOptions {
                 notify_socket: Some("/run/systemd/notify".into()),
             },

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use rustix::mount::{MountFlags as Flags, MountPropagationFlags, UnmountFlags};
 
 use super::resolve::{self, Create, fd_path};
-use super::{Mount, MountFlags, RootfsPlan};
+use super::{Mount, MountFlags, Overlay, RootfsPlan};
 
 /// A step that failed, and why.
 #[derive(Debug)]
@@ -54,15 +54,92 @@ pub fn apply(plan: &RootfsPlan) -> Result<(), MountError> {
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .step(|| "making the mount namespace private".into())?;
-    // pivot_root needs the new root to be a mount point.
-    rustix::mount::mount_bind_recursive(&plan.root, &plan.root)
-        .step(|| format!("binding the root {}", plan.root.display()))?;
+    // pivot_root needs the new root to be a mount point: the overlay is one; a plain
+    // directory is bound onto itself.
+    match &plan.overlay {
+        Some(overlay) => mount_overlay(&plan.root, overlay)?,
+        None => rustix::mount::mount_bind_recursive(&plan.root, &plan.root)
+            .step(|| format!("binding the root {}", plan.root.display()))?,
+    }
     let root = resolve::open_root(&plan.root)
         .step(|| format!("opening the root {}", plan.root.display()))?;
     for mount in &plan.mounts {
         apply_mount(root.as_fd(), mount)?;
     }
     pivot(root.as_fd())
+}
+
+/// overlayfs takes its options as one string of at most a page; ':' and ',' inside paths must
+/// be escaped.
+const OVERLAY_OPTIONS_MAX: usize = 4095;
+
+fn escape_overlay_path(p: &Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        if matches!(c, ':' | ',' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The overlayfs options for `overlay`, with the layers named relative to `base` when they all
+/// live below it (they do: the store's layer directory), which keeps the string short enough
+/// for images with many layers.
+pub fn overlay_options(overlay: &Overlay, base: Option<&Path>) -> String {
+    let lower: Vec<String> = overlay
+        .lower
+        .iter()
+        .map(|l| match base.and_then(|b| l.strip_prefix(b).ok()) {
+            Some(rel) => escape_overlay_path(rel),
+            None => escape_overlay_path(l),
+        })
+        .collect();
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        escape_overlay_path(&overlay.upper),
+        escape_overlay_path(&overlay.work)
+    )
+}
+
+/// The deepest directory that contains every lower layer.
+fn common_parent(paths: &[std::path::PathBuf]) -> Option<std::path::PathBuf> {
+    let first = paths.first()?.parent()?.to_path_buf();
+    let mut base = first;
+    for p in paths {
+        while !p.starts_with(&base) {
+            base = base.parent()?.to_path_buf();
+        }
+    }
+    Some(base)
+}
+
+/// Mounts the image's layers and the container's writable layer on `target`. The mount is
+/// `nodev`: device nodes that come with an image are inert (the container's /dev is its own).
+fn mount_overlay(target: &Path, overlay: &Overlay) -> Result<(), MountError> {
+    let base = common_parent(&overlay.lower);
+    let options = overlay_options(overlay, base.as_deref());
+    if options.len() > OVERLAY_OPTIONS_MAX {
+        return Err(MountError {
+            step: format!("mounting the image's {} layers", overlay.lower.len()),
+            source: std::io::Error::other("too many layers for one overlay mount"),
+        });
+    }
+    // Relative lower paths resolve against the working directory at mount time.
+    if let Some(base) = &base {
+        rustix::process::chdir(base.as_path()).step(|| format!("entering {}", base.display()))?;
+    }
+    let data = data(&options);
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        Flags::NODEV,
+        Some(data.as_c_str()),
+    )
+    .step(|| format!("mounting the image's layers on {}", target.display()))
 }
 
 fn flags(f: MountFlags) -> Flags {
@@ -296,4 +373,35 @@ fn pivot(root: BorrowedFd<'_>) -> Result<(), MountError> {
     rustix::process::pivot_root(".", ".").step(|| "pivot_root".into())?;
     rustix::mount::unmount(".", UnmountFlags::DETACH).step(|| "detaching the old root".into())?;
     rustix::process::chdir("/").step(|| "chdir /".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn overlay_options_name_layers_relative_to_the_store_and_escape_paths() {
+        let layer = |h: &str| PathBuf::from(format!("/var/lib/cleat/layers/sha256/{h}/fs"));
+        let overlay = Overlay {
+            lower: vec![layer("bb"), layer("aa")],
+            upper: "/var/lib/cleat/containers/web/upper".into(),
+            work: "/var/lib/cleat/containers/web/work".into(),
+        };
+        let base = common_parent(&overlay.lower).unwrap();
+        assert_eq!(base, PathBuf::from("/var/lib/cleat/layers/sha256"));
+        assert_eq!(
+            overlay_options(&overlay, Some(&base)),
+            "lowerdir=bb/fs:aa/fs,upperdir=/var/lib/cleat/containers/web/upper,workdir=/var/lib/cleat/containers/web/work"
+        );
+        let odd = Overlay {
+            lower: vec!["/a:b,c".into()],
+            upper: "/u".into(),
+            work: "/w".into(),
+        };
+        assert_eq!(
+            overlay_options(&odd, None),
+            "lowerdir=/a\\:b\\,c,upperdir=/u,workdir=/w"
+        );
+    }
 }

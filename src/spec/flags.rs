@@ -54,6 +54,9 @@ pub struct ContainerFlags {
     /// Seconds (or a time span) between the stop signal and SIGKILL (default 10)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<String>,
+    /// Pull the image: missing (default), always, or never
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
     /// Readiness: exec (when the payload has started) or container (the payload sends READY=1)
     #[arg(long, value_name = "MODE")]
     pub notify: Option<String>,
@@ -170,6 +173,7 @@ impl ContainerFlags {
         spec.stop_signal = parse("--stop-signal", &self.stop_signal)?;
         spec.stop_timeout = parse("--stop-timeout", &self.stop_timeout)?;
         spec.notify = parse("--notify", &self.notify)?;
+        spec.pull = parse("--pull", &self.pull)?;
         Ok(spec)
     }
 }

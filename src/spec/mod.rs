@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use value::{Bytes, Count, Cpus, Limit, Name, Notify, Restart, RestartPolicy, Signal, Timeout};
+pub use value::{
+    Bytes, Count, Cpus, Limit, Name, Notify, PullPolicy, Restart, RestartPolicy, Signal, Timeout,
+};
 
 /// A container definition, validated and merged. Defaults are *not* filled in here (an unset
 /// value stays `None`) so that later stages can apply the image's defaults with Docker's
@@ -23,6 +25,9 @@ pub struct Spec {
     pub name: Name,
     /// Where the root file system comes from.
     pub source: Source,
+    /// When the image is pulled (`missing` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullPolicy>,
     /// Replaces the image's ENTRYPOINT. `Some(vec![])` means "no entrypoint at all".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
@@ -143,6 +148,7 @@ impl Spec {
         Spec {
             name,
             source,
+            pull: None,
             entrypoint: None,
             command: None,
             env: BTreeMap::new(),

@@ -708,6 +708,46 @@ impl fmt::Display for RestartPolicy {
 serde_via_str!(RestartPolicy);
 
 // ---------------------------------------------------------------------------------------------
+// Pull policy
+
+/// When a container's image is pulled from its registry (Docker's and Podman's `--pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PullPolicy {
+    /// Only if the image is not in the store.
+    #[default]
+    Missing,
+    /// At every start (a tag that moved is followed).
+    Always,
+    /// Never: the image must be in the store.
+    Never,
+}
+
+impl FromStr for PullPolicy {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<PullPolicy, ValueError> {
+        match s.trim() {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => err(format!(
+                "invalid pull policy {other:?} (valid: missing, always, never)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PullPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        })
+    }
+}
+serde_via_str!(PullPolicy);
+
+// ---------------------------------------------------------------------------------------------
 // Readiness
 
 /// When the unit counts as started (DESIGN decision 5).

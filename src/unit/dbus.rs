@@ -86,6 +86,9 @@ pub enum BusError {
     },
     #[error("no such unit {0}")]
     NoSuchUnit(String),
+    /// `KillUnit` found no process to signal (it had just exited).
+    #[error("{0} has no process to signal")]
+    NoSuchProcess(String),
     #[error("systemd refused: {0}")]
     Call(String),
     #[error("D-Bus: {0}")]
@@ -95,8 +98,14 @@ pub enum BusError {
 impl BusError {
     fn from_call(e: zbus::Error, unit: &str) -> BusError {
         if let zbus::Error::MethodError(name, detail, _) = &e {
-            if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" {
-                return BusError::NoSuchUnit(unit.to_owned());
+            match name.as_str() {
+                "org.freedesktop.systemd1.NoSuchUnit" => {
+                    return BusError::NoSuchUnit(unit.to_owned());
+                }
+                "org.freedesktop.systemd1.NoSuchProcess" => {
+                    return BusError::NoSuchProcess(unit.to_owned());
+                }
+                _ => {}
             }
             return BusError::Call(detail.clone().unwrap_or_else(|| name.to_string()));
         }

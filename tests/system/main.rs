@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod declared;
 mod errors;
+mod images;
 mod lifecycle;
 mod process;
 mod readiness;

@@ -3,7 +3,12 @@
 # everything is present: apt is only touched for what is missing.
 set -euo pipefail
 
-packages=(systemd dbus busybox-static util-linux iproute2 make gcc libc6-dev)
+packages=(systemd dbus busybox-static util-linux iproute2 make gcc libc6-dev
+    # The image tests: fixture images (umoci, zstd, python3), registries (docker-registry,
+    # htpasswd, openssl, the token server's python3-jwt and python3-cryptography), pushing and
+    # checking them (skopeo).
+    umoci skopeo docker-registry apache2-utils openssl zstd python3 python3-jwt
+    python3-cryptography)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

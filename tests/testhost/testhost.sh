@@ -71,7 +71,10 @@ inner)
     mount -t cgroup2 cgroup2 /sys/fs/cgroup
     mount -t overlay overlay -o "lowerdir=/etc,upperdir=$state/scratch/etc.upper,workdir=$state/scratch/etc.work" /etc
     mount -t overlay overlay -o "lowerdir=/var,upperdir=$state/scratch/var.upper,workdir=$state/scratch/var.work" /var
-    for d in /run /tmp /var/tmp /etc/systemd/system /var/lib/systemd; do
+    # cleat's store gets a file system of its own: overlayfs cannot use a directory on the
+    # /var overlay as a container's upper layer.
+    mkdir -p /var/lib/cleat
+    for d in /run /tmp /var/tmp /etc/systemd/system /var/lib/systemd /var/lib/cleat; do
         mount -t tmpfs -o mode=0755 tmpfs "$d"
     done
     chmod 1777 /tmp /var/tmp

@@ -67,6 +67,9 @@ const TOP_LEVEL: &[Field] = &[
         });
     }),
     value("notify", |r, n, d| d.spec.notify = r.notify(n)),
+    value("pull", |r, n, d| {
+        d.spec.pull = r.string(n).and_then(|s| r.parse(n, s));
+    }),
     value("stop-signal", |r, n, d| d.spec.stop_signal = r.signal(n)),
     value("stop-timeout", |r, n, d| d.spec.stop_timeout = r.timeout(n)),
     value("start-timeout", |r, n, d| {
