@@ -117,7 +117,20 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
             if !meta.is_dir() {
                 return Err(anyhow!("rootfs {} is not a directory", dir.display()));
             }
-            (dir.clone(), None, user_db(dir)?, ImageConfig::default())
+            // The directory is the one read-only layer: it is never written to, and any number
+            // of containers can share it.
+            let (upper, work, mountpoint) = registry.state.overlay_dirs(&name)?;
+            let overlay = Overlay {
+                lower: vec![dir.clone()],
+                upper,
+                work,
+            };
+            (
+                mountpoint,
+                Some(overlay),
+                user_db(dir)?,
+                ImageConfig::default(),
+            )
         }
         Source::Image(text) => {
             let image = image_for_start(&registry, &container, text)?;

@@ -110,13 +110,33 @@ pub fn describe(
     }
 }
 
-fn argv(spec: &Spec) -> Vec<String> {
-    spec.entrypoint
-        .iter()
-        .chain(spec.command.iter())
-        .flatten()
-        .cloned()
-        .collect()
+/// What the container runs: its own entrypoint and command, with the image's where it sets
+/// none (from the store, without network; just the spec's if the image is not there).
+fn command(spec: &Spec, pinned: Option<&cleat::image::Digest>) -> Vec<String> {
+    let own = || {
+        spec.entrypoint
+            .iter()
+            .chain(spec.command.iter())
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    let Source::Image(text) = &spec.source else {
+        return own();
+    };
+    let image = (|| {
+        let reference = cleat::image::parse_reference(text).ok()?;
+        let store = cleat::image::store::Store::system().ok()?;
+        let digest = match pinned {
+            Some(d) => d.clone(),
+            None => store.get_ref(&reference.to_string()).ok()??.digest,
+        };
+        cleat::image::pull::load_manifest(&store, &reference, &digest).ok()
+    })();
+    match image {
+        Some(i) => cleat::runtime::process::argv(spec, &i.config.defaults).unwrap_or_default(),
+        None => own(),
+    }
 }
 
 /// Builds the row of one container (the unit state is fetched by the caller).
@@ -128,6 +148,7 @@ pub fn row(
     now: u64,
 ) -> Row {
     let mut spec = None;
+    let mut pinned = None;
     let mut created_usec = None;
     let mut error = None;
     match kind {
@@ -135,6 +156,7 @@ pub fn row(
             Ok(Some(rec)) => {
                 created_usec = Some(rec.created_usec);
                 spec = Some(rec.spec);
+                pinned = rec.image;
             }
             Ok(None) => {}
             Err(e) => error = Some(e.to_string()),
@@ -169,7 +191,10 @@ pub fn row(
         unit: unit_name(kind, name),
         image,
         rootfs,
-        command: spec.as_ref().map(argv).unwrap_or_default(),
+        command: spec
+            .as_ref()
+            .map(|s| command(s, pinned.as_ref()))
+            .unwrap_or_default(),
         state,
         status,
         exit_code: if running.is_some() { None } else { exit_code },

@@ -38,7 +38,7 @@ run() {
 
 mkdir -p "$work"
 
-say "A busybox root file system (a stand-in for an image until image pulls land)"
+say "An image: busybox, a user and a web page, made into an OCI image with umoci"
 mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,root,www}
 cp /bin/busybox "$rootfs/bin/busybox"
 for applet in $(/bin/busybox --list); do
@@ -47,7 +47,18 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/www:/bin/false\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nwww:x:33:\n' >"$rootfs/etc/group"
 printf '<h1>Hello from a cleat container</h1>\n' >"$rootfs/www/index.html"
-echo "$rootfs"
+layout=$work/oci
+umoci init --layout "$layout"
+umoci new --image "$layout:latest"
+umoci unpack --image "$layout:latest" "$work/bundle" >/dev/null
+cp -a "$rootfs/." "$work/bundle/rootfs/"
+umoci repack --image "$layout:latest" "$work/bundle"
+# The shell is the container's PID 1 and turns the stop signal into a clean exit (a PID 1
+# without a handler never even sees SIGTERM: the kernel drops it, as under Docker).
+umoci config --image "$layout:latest" --config.env GREETING=hello --config.workingdir /www \
+    --config.cmd sh --config.cmd -c \
+    --config.cmd 'trap "echo stopping; kill \$pid; exit 0" TERM; httpd -f -v -p 127.0.0.1:8080 -h /www & pid=$!; echo serving; wait'
+umoci ls --layout "$layout"
 
 say "Booting a private systemd and installing cleat into it with make install"
 make -s -C "$repo" install DESTDIR="$work/stage" PREFIX=/usr/local BIN_DIR="$bin_dir"
@@ -57,12 +68,25 @@ systemd_pid=$("$testhost" wait "$unshare_pid" 60) || { cat "$work/boot.log"; exi
 nsenter -t "$systemd_pid" -a sh -c "cp -a '$work/stage/usr/local/.' /usr/local/ && systemctl daemon-reload"
 echo "systemd is PID $systemd_pid on this host, PID 1 in its namespaces"
 
+say "A registry on the private systemd's loopback, with the image pushed to it by skopeo"
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: /var/lib/demo-registry
+http:
+  addr: 127.0.0.1:5000
+YML
+run systemd-run --quiet --unit=demo-registry docker-registry serve "$work/registry.yml"
+nsenter -t "$systemd_pid" -a bash -c 'for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null && exit 0; sleep 0.05; done; exit 1' ||
+    { nsenter -t "$systemd_pid" -a systemctl --no-pager status demo-registry; exit 1; }
+run skopeo copy --quiet --dest-tls-verify=false "oci:$layout:latest" docker://127.0.0.1:5000/demo/httpd:1.0
+
 say "Declaring the container: /etc/cleat/containers/demo.toml and a drop-in"
-# The shell is the container's PID 1 and turns the stop signal into a clean exit (a PID 1
-# without a handler never even sees SIGTERM: the kernel drops it, as under Docker).
 cat >"$work/demo.toml" <<TOML
-rootfs = "$rootfs"
-command = ["sh", "-c", "trap 'echo stopping; kill \$pid; exit 0' TERM; httpd -f -v -p 127.0.0.1:8080 -h /www & pid=\$!; echo serving; wait"]
+image = "127.0.0.1:5000/demo/httpd:1.0"
 restart = "on-failure"
 stop-timeout = 5
 memory = "64M"
@@ -82,6 +106,7 @@ run systemctl daemon-reload
 run cat /run/systemd/generator/container@demo.service.d/50-cleat.conf
 run systemctl enable --now container@demo
 run systemctl status --no-pager --lines=0 container@demo
+run cleat images
 
 say "The container's PID 1 is the unit's main process; inside, it is PID 1"
 main_pid=$(nsenter -t "$systemd_pid" -a systemctl show -p MainPID --value container@demo)
@@ -94,7 +119,7 @@ run journalctl -u container@demo --no-pager -o cat
 
 say "An ad-hoc container: cleat run makes a transient unit and passes the exit code through"
 set +e
-run cleat run --rm --name hello --rootfs "$rootfs" sh -c 'echo "hello from $(hostname), I am PID $$"; exit 3'
+run cleat run --rm --name hello 127.0.0.1:5000/demo/httpd:1.0 sh -c 'echo "hello from $(hostname), I am PID $$, $GREETING"; exit 3'
 echo "exit status: $?"
 set -e
 

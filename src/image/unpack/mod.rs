@@ -4,8 +4,10 @@
 //! blob ─► SHA-256 (layer digest) ─► decompress ─► SHA-256 (diff_id) ─► untar ─► dest/
 //! ```
 //!
-//! Nothing is held whole in memory: the blob is read in large blocks, each block is hashed,
-//! decompressed and written out before the next is read. The tree is written in overlayfs
+//! Nothing is held whole in memory: the blob flows through in blocks of 256 KiB, a few at a
+//! time, and two threads share the work (one reads, hashes and decompresses, the other writes
+//! the files), so that a layer unpacks about as fast as it decompresses. The tree is written in
+//! overlayfs
 //! form (whiteouts are 0/0 character devices, opaque directories carry
 //! `trusted.overlay.opaque=y`), ready to be a lower directory as it is. The layer is hostile
 //! until proven otherwise: [`extract`] has the rules.
@@ -29,7 +31,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags};
 
 use super::Compression;
-use super::digest::{Digest, Sha256};
+use super::digest::{Digest, HashingReader, Sha256};
 
 /// Size of the blocks read from the blob and from the decompressor.
 const READ_BUFFER: usize = 256 * 1024;
@@ -149,8 +151,8 @@ pub fn unpack_layer<R: Read>(
 /// `O_PATH`).
 ///
 /// Two threads share the work: this one reads, hashes and decompresses the blob; a scoped
-/// helper hashes the tar stream and writes the files. A layer then unpacks about as fast as it
-/// decompresses.
+/// helper writes the files. The tar stream is hashed by whichever side has time to spare:
+/// the helper for gzip (inflating is the slow part), this thread for zstd (writing is).
 pub fn unpack_layer_at<R: Read>(
     blob: R,
     compression: Compression,
@@ -158,10 +160,16 @@ pub fn unpack_layer_at<R: Read>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Unpacked, UnpackError> {
     let mut source = Metered::new(blob, progress);
-    let (writer, reader) = pipe::pipe(READ_BUFFER, compression != Compression::None);
+    let hash_side = HashSide::for_compression(compression);
+    let (writer, reader) = pipe::pipe(READ_BUFFER, hash_side == HashSide::Writer);
     let (decoded, extracted) = std::thread::scope(|scope| {
         let extraction = scope.spawn(move || extract_from(reader, dest));
-        let decoded = decode_into(&mut source, compression, writer);
+        let decoded = decode_into(
+            &mut source,
+            compression,
+            hash_side == HashSide::Reader,
+            writer,
+        );
         let extracted = extraction
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -172,19 +180,23 @@ pub fn unpack_layer_at<R: Read>(
     if let Some(error) = source.error.take() {
         return Err(UnpackError::Read(error));
     }
-    if let Err(source) = decoded {
-        let after = match extracted {
-            Err(UnpackError::Corrupt { after, .. }) => after,
-            Err(UnpackError::Entry { path, .. }) => Some(path),
-            _ => None,
-        };
-        return Err(UnpackError::Corrupt { after, source });
-    }
-    let (tree, tar) = extracted?;
+    let hashed_here = match decoded {
+        Ok(hashed) => hashed,
+        Err(source) => {
+            let after = match extracted {
+                Err(UnpackError::Corrupt { after, .. }) => after,
+                Err(UnpackError::Entry { path, .. }) => Some(path),
+                _ => None,
+            };
+            return Err(UnpackError::Corrupt { after, source });
+        }
+    };
+    let (tree, hashed_there) = extracted?;
     let compressed_size = source.hasher.len();
     let compressed_digest = source.hasher.finish();
-    let (diff_id, uncompressed_size) =
-        tar.unwrap_or_else(|| (compressed_digest.clone(), compressed_size));
+    let (diff_id, uncompressed_size) = hashed_here
+        .or(hashed_there)
+        .unwrap_or_else(|| (compressed_digest.clone(), compressed_size));
     Ok(Unpacked {
         compressed_digest,
         compressed_size,
@@ -203,30 +215,68 @@ fn open_dest(dest: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Decompresses the blob into the pipe, then reads the blob to its end: whatever follows the
-/// compressed stream is part of the blob, and of its digest.
+/// Where the tar stream is hashed (a plain tar stream is the blob: it is not hashed twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HashSide {
+    Nowhere,
+    /// The decompressing thread.
+    Reader,
+    /// The thread writing files.
+    Writer,
+}
+
+impl HashSide {
+    fn for_compression(compression: Compression) -> HashSide {
+        match compression {
+            Compression::None => HashSide::Nowhere,
+            Compression::Gzip => HashSide::Writer,
+            Compression::Zstd => HashSide::Reader,
+        }
+    }
+}
+
+/// Decompresses the blob into the pipe (hashing the result if `hash`), then reads the blob to
+/// its end: whatever follows the compressed stream is part of the blob, and of its digest.
 fn decode_into<R: Read>(
     source: &mut Metered<'_, R>,
     compression: Compression,
+    hash: bool,
     mut pipe: pipe::Writer,
-) -> io::Result<()> {
-    let complete = match compression {
-        Compression::None => pipe.send_all(&mut *source),
+) -> io::Result<Option<(Digest, u64)>> {
+    let (complete, hashed) = match compression {
+        Compression::None => (pipe.send_all(&mut *source)?, None),
         Compression::Gzip => {
             let input = BufReader::with_capacity(READ_BUFFER, &mut *source);
-            pipe.send_all(flate2::bufread::MultiGzDecoder::new(input))
+            send_decoded(&mut pipe, flate2::bufread::MultiGzDecoder::new(input), hash)?
         }
         Compression::Zstd => {
             let input = BufReader::with_capacity(READ_BUFFER, &mut *source);
-            pipe.send_all(zstd::stream::read::Decoder::with_buffer(input)?)
+            let decoder = zstd::stream::read::Decoder::with_buffer(input)?;
+            send_decoded(&mut pipe, decoder, hash)?
         }
-    }?;
+    };
     // The end of the stream for the extraction (or it is gone, with an error of its own).
     drop(pipe);
     if complete {
         io::copy(source, &mut io::sink())?;
     }
-    Ok(())
+    Ok(hashed)
+}
+
+/// Sends a decoder's output, hashed if `hash`.
+fn send_decoded(
+    pipe: &mut pipe::Writer,
+    decoder: impl Read,
+    hash: bool,
+) -> io::Result<(bool, Option<(Digest, u64)>)> {
+    if !hash {
+        return Ok((pipe.send_all(decoder)?, None));
+    }
+    let mut hashing = HashingReader::new(decoder);
+    let complete = pipe.send_all(&mut hashing)?;
+    let len = hashing.len();
+    let (_, digest) = hashing.finish();
+    Ok((complete, Some((digest, len))))
 }
 
 /// Extracts the tar stream coming through the pipe; with its digest and size if hashed.

@@ -313,3 +313,41 @@ fn pull_policies_for_run_and_declared_containers() {
     expect_journal(&unit, "serve: ready");
     h.systemctl(&["stop", &unit]).ok();
 }
+
+/// Forgets `img` and prunes, so that its layers must be downloaded again.
+fn forget(img: &str) {
+    let h = host();
+    let _ = h.cleat(&["rmi", "-f", img]);
+    h.cleat_timeout(&["image", "prune", "-a"], PULL_TIMEOUT)
+        .ok();
+}
+
+/// A declared container whose image arrives slowly: the start timeout (2 s here) is extended
+/// for as long as bytes keep flowing (EXTEND_TIMEOUT_USEC), so a 3-second pull still starts it.
+#[test]
+fn a_long_pull_extends_the_start_timeout_while_bytes_flow() {
+    registries();
+    let _g = super::fixtures::exclusive();
+    let h = host();
+    // 12 MB through the 4 MB/s proxy: about 3 s.
+    let img = image(THROTTLED, "bulky");
+    forget(&img);
+    let c = Case::new("img-extend");
+    let unit = declared_unit(&c.name);
+    c.declare(&format!(
+        "image = \"{img}\"\nentrypoint = []\ncommand = [\"sleep\", \"1000\"]\nstart-timeout = 2\n"
+    ));
+    h.daemon_reload();
+    let out = h.exec_timeout(&["systemctl", "start", &unit], PULL_TIMEOUT);
+    out.ok();
+    assert!(
+        out.elapsed > Duration::from_secs(2),
+        "the pull was expected to outlast the 2 s start timeout, took {:?}",
+        out.elapsed
+    );
+    expect_active(&unit);
+    expect_journal(&unit, "downloading");
+    h.systemctl(&["stop", &unit]).ok();
+    h.cleat(&["rm", &c.name]).ok();
+    forget(&img);
+}
