@@ -226,8 +226,8 @@ impl StateDir {
         self.dir(name).join(DEFINITION).exists()
     }
 
-    /// Every ad-hoc container, sorted by name.
-    pub fn list_adhoc(&self) -> Result<Vec<Name>, StateError> {
+    /// The container directories that `keep` accepts, sorted by name.
+    fn names(&self, keep: impl Fn(&Name) -> bool) -> Result<Vec<Name>, StateError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -235,11 +235,17 @@ impl StateDir {
         };
         let mut names: Vec<Name> = entries
             .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<Name>().ok()))
-            .filter(|n| self.is_adhoc(n))
+            .filter(|n| keep(n))
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Every ad-hoc container, sorted by name.
+    pub fn list_adhoc(&self) -> Result<Vec<Name>, StateError> {
+        self.names(|n| self.is_adhoc(n))
     }
 
     pub fn write_exit(&self, name: &Name, record: &ExitRecord) -> Result<(), StateError> {
@@ -260,18 +266,7 @@ impl StateDir {
 
     /// Every container directory (both kinds), sorted by name.
     pub fn list_all(&self) -> Result<Vec<Name>, StateError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&self.root)(e)),
-        };
-        let mut names: Vec<Name> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<Name>().ok()))
-            .collect();
-        names.sort();
-        Ok(names)
+        self.names(|_| true)
     }
 
     /// A container's own directories for an image's overlay: its writable layer, overlayfs's

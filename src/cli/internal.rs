@@ -217,33 +217,29 @@ fn spec_pull_policy(container: &Container) -> PullPolicy {
 
 /// /etc/passwd and /etc/group as the container will see them through its layers (top first).
 fn layered_user_db(layers: &[PathBuf]) -> anyhow::Result<UserDb> {
-    let read = |path: &str| -> anyhow::Result<String> {
-        let bytes = read_in_layers(layers, path, 16 << 20)
-            .with_context(|| format!("reading {path} in the image"))?;
-        Ok(bytes
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default())
-    };
-    Ok(UserDb {
-        passwd: user::parse_passwd(&read("/etc/passwd")?),
-        groups: user::parse_group(&read("/etc/group")?),
-    })
+    user_db_with(|path| read_in_layers(layers, path, USER_DB_LIMIT))
 }
 
 /// The container's /etc/passwd and /etc/group, read inside its root.
 fn user_db(root: &Path) -> anyhow::Result<UserDb> {
     let fd =
         resolve::open_root(root).with_context(|| format!("opening rootfs {}", root.display()))?;
-    let read = |path: &str| -> anyhow::Result<String> {
-        let bytes = resolve::read_file(fd.as_fd(), path, 16 << 20)
-            .with_context(|| format!("reading {path} in the container"))?;
+    user_db_with(|path| resolve::read_file(fd.as_fd(), path, USER_DB_LIMIT))
+}
+
+/// The largest /etc/passwd or /etc/group read.
+const USER_DB_LIMIT: u64 = 16 << 20;
+
+fn user_db_with(read: impl Fn(&str) -> std::io::Result<Option<Vec<u8>>>) -> anyhow::Result<UserDb> {
+    let text = |path: &str| -> anyhow::Result<String> {
+        let bytes = read(path).with_context(|| format!("reading {path} in the container"))?;
         Ok(bytes
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default())
     };
     Ok(UserDb {
-        passwd: user::parse_passwd(&read("/etc/passwd")?),
-        groups: user::parse_group(&read("/etc/group")?),
+        passwd: user::parse_passwd(&text("/etc/passwd")?),
+        groups: user::parse_group(&text("/etc/group")?),
     })
 }
 

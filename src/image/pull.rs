@@ -278,17 +278,18 @@ pub async fn pull(
             .iter()
             .zip(&config.diff_ids)
             .enumerate()
-            .map(|(i, (descriptor, diff_id))| {
-                fetch_layer(
+            .map(|(index, (descriptor, diff_id))| {
+                LayerJob {
                     client,
                     store,
-                    &resolved.endpoint,
+                    endpoint: &resolved.endpoint,
                     reference,
                     descriptor,
                     diff_id,
-                    layers.clone(),
-                    i,
-                )
+                    counters: layers.clone(),
+                    index,
+                }
+                .fetch()
             })
             .collect();
         let mut ticker = tokio::time::interval(TICK);
@@ -353,62 +354,111 @@ pub async fn pull(
     })
 }
 
-/// Brings one layer into the store; `Ok(true)` if it was downloaded, `Ok(false)` if it was
-/// there already (or another pull brought it in meanwhile).
-#[allow(clippy::too_many_arguments)]
-async fn fetch_layer(
-    client: &Client,
-    store: &Arc<Store>,
-    endpoint: &Endpoint,
-    reference: &Reference,
-    descriptor: &LayerDescriptor,
-    diff_id: &Digest,
+/// One layer of a pull: where it comes from, what it must turn out to be, where its progress
+/// goes.
+struct LayerJob<'a> {
+    client: &'a Client,
+    store: &'a Arc<Store>,
+    endpoint: &'a Endpoint,
+    reference: &'a Reference,
+    descriptor: &'a LayerDescriptor,
+    diff_id: &'a Digest,
     counters: Arc<Vec<LayerCounter>>,
     index: usize,
-) -> Result<bool, PullError> {
-    let counter = &counters[index];
-    if store.has_layer(diff_id) {
-        counter.set(LayerState::Exists);
-        return Ok(false);
+}
+
+impl LayerJob<'_> {
+    /// Brings the layer into the store; `Ok(true)` if it was downloaded, `Ok(false)` if it was
+    /// there already (or another pull brought it in meanwhile).
+    async fn fetch(self) -> Result<bool, PullError> {
+        let (store, diff_id) = (self.store, self.diff_id);
+        let counter = &self.counters[self.index];
+        if store.has_layer(diff_id) {
+            counter.set(LayerState::Exists);
+            return Ok(false);
+        }
+        // Another process may be unpacking the same layer: wait for it, then look again.
+        let lock = {
+            let store = store.clone();
+            let diff_id = diff_id.clone();
+            tokio::task::spawn_blocking(move || store.lock_layer(&diff_id))
+                .await
+                .map_err(|e| PullError::Internal(format!("waiting for a layer lock: {e}")))??
+        };
+        if store.has_layer(diff_id) {
+            counter.set(LayerState::Exists);
+            return Ok(false);
+        }
+        let mut attempt = 1;
+        loop {
+            counter.reset();
+            counter.set(LayerState::Downloading);
+            match self.download_and_unpack().await {
+                Ok(()) => {
+                    counter.set(LayerState::Done);
+                    drop(lock);
+                    return Ok(true);
+                }
+                Err(e) if attempt < LAYER_ATTEMPTS && is_transient(&e) => attempt += 1,
+                Err(e) => {
+                    counter.set(LayerState::Failed);
+                    return Err(e);
+                }
+            }
+        }
     }
-    // Another process may be unpacking the same layer: wait for it, then look again.
-    let lock = {
-        let store = store.clone();
-        let diff_id = diff_id.clone();
-        tokio::task::spawn_blocking(move || store.lock_layer(&diff_id))
+
+    /// One attempt: the download feeds the unpacking thread through a bounded channel.
+    async fn download_and_unpack(&self) -> Result<(), PullError> {
+        let (descriptor, reference) = (self.descriptor, self.reference);
+        let (mut stream, _length) = self
+            .client
+            .blob_stream(
+                self.endpoint,
+                reference.repository_path(),
+                &descriptor.digest,
+            )
+            .await?;
+        let (counters, index) = (self.counters.clone(), self.index);
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+        let unpack = {
+            let store = self.store.clone();
+            let descriptor = descriptor.clone();
+            let diff_id = self.diff_id.clone();
+            tokio::task::spawn_blocking(move || {
+                let reader = ChannelReader {
+                    rx,
+                    chunk: Bytes::new(),
+                };
+                let counter = &counters[index];
+                store
+                    .unpack_layer_into_store(reader, &descriptor, &diff_id, &mut |n| counter.add(n))
+            })
+        };
+        // Feed the unpacking thread; it stops reading (and the channel closes) on its own errors.
+        let mut feed_error = None;
+        while let Some(chunk) = stream.next().await {
+            let failed = chunk.is_err();
+            if let Err(e) = &chunk {
+                feed_error = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let unpacked = unpack
             .await
-            .map_err(|e| PullError::Internal(format!("waiting for a layer lock: {e}")))??
-    };
-    if store.has_layer(diff_id) {
-        counter.set(LayerState::Exists);
-        return Ok(false);
-    }
-    let mut attempt = 1;
-    loop {
-        counter.reset();
-        counter.set(LayerState::Downloading);
-        match download_and_unpack(
-            client,
-            store,
-            endpoint,
-            reference,
-            descriptor,
-            diff_id,
-            counters.clone(),
-            index,
-        )
-        .await
-        {
-            Ok(()) => {
-                counter.set(LayerState::Done);
-                drop(lock);
-                return Ok(true);
-            }
-            Err(e) if attempt < LAYER_ATTEMPTS && is_transient(&e) => attempt += 1,
-            Err(e) => {
-                counter.set(LayerState::Failed);
-                return Err(e);
-            }
+            .map_err(|e| PullError::Internal(format!("unpacking a layer: {e}")))?;
+        match (unpacked, feed_error) {
+            (Ok(_), _) => Ok(()),
+            // The network failed first: report that (it explains the broken stream).
+            (Err(_), Some(source)) => Err(PullError::Download {
+                reference: reference.to_string(),
+                layer: descriptor.digest.clone(),
+                source,
+            }),
+            (Err(e), None) => Err(e.into()),
         }
     }
 }
@@ -419,61 +469,6 @@ fn is_transient(e: &PullError) -> bool {
         PullError::Download { .. } => true,
         PullError::Registry(r) => r.is_transient(),
         _ => false,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn download_and_unpack(
-    client: &Client,
-    store: &Arc<Store>,
-    endpoint: &Endpoint,
-    reference: &Reference,
-    descriptor: &LayerDescriptor,
-    diff_id: &Digest,
-    counters: Arc<Vec<LayerCounter>>,
-    index: usize,
-) -> Result<(), PullError> {
-    let (mut stream, _length) = client
-        .blob_stream(endpoint, reference.repository_path(), &descriptor.digest)
-        .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
-    let unpack = {
-        let store = store.clone();
-        let descriptor = descriptor.clone();
-        let diff_id = diff_id.clone();
-        tokio::task::spawn_blocking(move || {
-            let reader = ChannelReader {
-                rx,
-                chunk: Bytes::new(),
-            };
-            let counter = &counters[index];
-            store.unpack_layer_into_store(reader, &descriptor, &diff_id, &mut |n| counter.add(n))
-        })
-    };
-    // Feed the unpacking thread; it stops reading (and the channel closes) on its own errors.
-    let mut feed_error = None;
-    while let Some(chunk) = stream.next().await {
-        let failed = chunk.is_err();
-        if let Err(e) = &chunk {
-            feed_error = Some(io::Error::new(e.kind(), e.to_string()));
-        }
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
-    let unpacked = unpack
-        .await
-        .map_err(|e| PullError::Internal(format!("unpacking a layer: {e}")))?;
-    match (unpacked, feed_error) {
-        (Ok(_), _) => Ok(()),
-        // The network failed first: report that (it explains the broken stream).
-        (Err(_), Some(source)) => Err(PullError::Download {
-            reference: reference.to_string(),
-            layer: descriptor.digest.clone(),
-            source,
-        }),
-        (Err(e), None) => Err(e.into()),
     }
 }
 

@@ -14,24 +14,11 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bin_dir=$(realpath -m "${1:-$repo/target/release}")
-testhost=$repo/tests/testhost/testhost.sh
 fixtures=$repo/target/fixtures
 work=$repo/target/bench/$$
-unshare_pid=
+# shellcheck source=../testhost/lib.sh
+. "$repo/tests/testhost/lib.sh"
 
-cleanup() {
-    if [ -n "$unshare_pid" ] && kill -0 "$unshare_pid" 2>/dev/null; then
-        kill -KILL "$unshare_pid" 2>/dev/null || true
-        wait "$unshare_pid" 2>/dev/null || true
-    fi
-    for _ in $(seq 50); do
-        "$testhost" cleanup "$work/host" 2>/dev/null && break
-        sleep 0.1
-    done
-    rm -rf --one-file-system "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 "$repo/tests/testhost/deps.sh"
 for p in podman runc pigz; do
@@ -43,13 +30,8 @@ done
 [ -x "$bin_dir/cleat" ] || (cd "$repo" && cargo build --release --bins)
 "$repo/tests/testhost/images.sh" build "$fixtures" --big >&2
 
-mkdir -p "$work"
-make -s -C "$repo" install DESTDIR="$work/stage" PREFIX=/usr/local BIN_DIR="$bin_dir"
-setsid "$testhost" boot "$work/host" >"$work/boot.log" 2>&1 &
-unshare_pid=$!
-pid=$("$testhost" wait "$unshare_pid" 60) || { cat "$work/boot.log"; exit 1; }
-inside() { nsenter -t "$pid" -a "$@"; }
-inside sh -c "cp -a '$work/stage/usr/local/.' /usr/local/ && systemctl daemon-reload"
+testhost_up "$work" "$bin_dir"
+inside() { nsenter -t "$systemd_pid" -a "$@"; }
 inside "$repo/tests/testhost/registries.sh" start "$fixtures" --big >"$work/registries.log" 2>&1 ||
     { cat "$work/registries.log"; exit 1; }
 

@@ -10,25 +10,15 @@ set -euo pipefail
 
 bin_dir=$(realpath "${1:?usage: demo.sh BIN_DIR}")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-testhost=$repo/tests/testhost/testhost.sh
 work=$repo/target/demo/$$
-host_state=$work/host
 rootfs=$work/rootfs
-unshare_pid=
-
-cleanup() {
-    if [ -n "$unshare_pid" ] && kill -0 "$unshare_pid" 2>/dev/null; then
-        kill -KILL "$unshare_pid" 2>/dev/null || true
-        wait "$unshare_pid" 2>/dev/null || true
-    fi
-    for _ in $(seq 50); do
-        "$testhost" cleanup "$host_state" 2>/dev/null && break
-        sleep 0.1
-    done
-    rm -rf --one-file-system "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$repo/tests/testhost/lib.sh"
+testhost_work=$work
+trap testhost_down EXIT
 trap 'exit 130' INT TERM
+
+
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 run() {
@@ -37,6 +27,8 @@ run() {
 }
 
 mkdir -p "$work"
+
+
 
 say "An image: busybox, a user and a web page, made into an OCI image with umoci"
 mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,root,www}
@@ -61,11 +53,7 @@ umoci config --image "$layout:latest" --config.env GREETING=hello --config.worki
 umoci ls --layout "$layout"
 
 say "Booting a private systemd and installing cleat into it with make install"
-make -s -C "$repo" install DESTDIR="$work/stage" PREFIX=/usr/local BIN_DIR="$bin_dir"
-setsid "$testhost" boot "$host_state" >"$work/boot.log" 2>&1 &
-unshare_pid=$!
-systemd_pid=$("$testhost" wait "$unshare_pid" 60) || { cat "$work/boot.log"; exit 1; }
-nsenter -t "$systemd_pid" -a sh -c "cp -a '$work/stage/usr/local/.' /usr/local/ && systemctl daemon-reload"
+testhost_up "$work" "$bin_dir"
 echo "systemd is PID $systemd_pid on this host, PID 1 in its namespaces"
 
 say "A registry on the private systemd's loopback, with the image pushed to it by skopeo"
