@@ -379,6 +379,22 @@ impl Client {
         repository: &str,
         digest: &Digest,
     ) -> Result<(BlobStream, Option<u64>), RegistryError> {
+        let (subject, response) = self.blob_response(endpoint, repository, digest).await?;
+        let length = response.content_length();
+        let host = response_host(&response);
+        Ok((
+            self.transport.body_stream(response, &subject, &host),
+            length,
+        ))
+    }
+
+    /// GETs a blob: its subject (for messages) and the successful response.
+    async fn blob_response(
+        &self,
+        endpoint: &Endpoint,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(String, reqwest::Response), RegistryError> {
         let subject = blob_subject(endpoint, repository, digest);
         let request = Request {
             subject: &subject,
@@ -391,12 +407,7 @@ impl Client {
         let response = self
             .check_status(&request, response, "blob unknown")
             .await?;
-        let length = response.content_length();
-        let host = response_host(&response);
-        Ok((
-            self.transport.body_stream(response, &subject, &host),
-            length,
-        ))
+        Ok((subject, response))
     }
 
     /// Downloads a small blob (an image config) whole: at most `max_size` bytes, verified
@@ -408,18 +419,7 @@ impl Client {
         digest: &Digest,
         max_size: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        let subject = blob_subject(endpoint, repository, digest);
-        let request = Request {
-            subject: &subject,
-            endpoint,
-            repository: Some(repository),
-        };
-        let response = self
-            .get(&request, &format!("/v2/{repository}/blobs/{digest}"), None)
-            .await?;
-        let response = self
-            .check_status(&request, response, "blob unknown")
-            .await?;
+        let (subject, response) = self.blob_response(endpoint, repository, digest).await?;
         let host = response_host(&response);
         let bytes = self
             .transport

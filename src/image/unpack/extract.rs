@@ -309,16 +309,7 @@ impl<'r> Extractor<'r> {
         let ((), replaced) =
             fsops::create_replacing(parent, name, || rustix::fs::symlinkat(target, parent, name))
                 .map_err(op("creating it"))?;
-        if self.privileged {
-            rustix::fs::chownat(
-                parent,
-                name,
-                Some(uid(meta.uid)),
-                Some(gid(meta.gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno("setting its owner"))?;
-        }
+        set_owner(self.privileged, parent, name, meta)?;
         rustix::fs::utimensat(parent, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(errno("setting its times"))?;
         if replaced {
@@ -379,16 +370,7 @@ impl<'r> Extractor<'r> {
             rustix::fs::mknodat(parent, name, file_type, mode, dev)
         })
         .map_err(op("creating it"))?;
-        if self.privileged {
-            rustix::fs::chownat(
-                parent,
-                name,
-                Some(uid(meta.uid)),
-                Some(gid(meta.gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno("setting its owner"))?;
-        }
+        set_owner(self.privileged, parent, name, meta)?;
         if needs_chmod(meta.mode) {
             // Not a symlink: it was just created, in a directory only this process writes to.
             rustix::fs::chmodat(
@@ -641,4 +623,24 @@ mod tests {
         assert_eq!(t("x"), None);
         assert_eq!(t("1.x"), None);
     }
+}
+
+/// Gives an entry the owner its header names (only when running as root: others cannot).
+fn set_owner(
+    privileged: bool,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Meta,
+) -> Result<(), EntryError> {
+    if privileged {
+        rustix::fs::chownat(
+            parent,
+            name,
+            Some(uid(meta.uid)),
+            Some(gid(meta.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno("setting its owner"))?;
+    }
+    Ok(())
 }
