@@ -607,24 +607,6 @@ fn errno(what: &'static str) -> impl Fn(Errno) -> EntryError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_times() {
-        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
-        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
-        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
-        assert_eq!(t("1.123456789123"), Some((1, 123_456_789)));
-        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
-        assert_eq!(t("-3"), Some((-3, 0)));
-        assert_eq!(t(""), None);
-        assert_eq!(t("x"), None);
-        assert_eq!(t("1.x"), None);
-    }
-}
-
 /// Gives an entry the owner its header names (only when running as root: others cannot).
 fn set_owner(
     privileged: bool,
@@ -643,4 +625,22 @@ fn set_owner(
         .map_err(errno("setting its owner"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
+        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(t("1.123456789123"), Some((1, 123_456_789)));
+        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(t("-3"), Some((-3, 0)));
+        assert_eq!(t(""), None);
+        assert_eq!(t("x"), None);
+        assert_eq!(t("1.x"), None);
+    }
 }
