@@ -160,6 +160,23 @@ impl Store {
         })
     }
 
+    /// Opens a store that already exists, changing nothing (no directories created, no staging
+    /// cleaned): for readers such as the systemd generator, which runs early at boot and must
+    /// not write. `None` if there is no store at `root`.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Option<Store>, StoreError> {
+        let root = root.into();
+        let gc_path = root.join(LOCKS).join(GC_LOCK);
+        if !gc_path.is_file() {
+            return Ok(None);
+        }
+        let gc = GcLock::shared(gc_path.clone()).map_err(io_at(&gc_path))?;
+        Ok(Some(Store {
+            root,
+            gc,
+            pruning: Mutex::new(()),
+        }))
+    }
+
     /// The store of a system-wide cleat, `/var/lib/cleat`.
     pub fn system() -> Result<Store, StoreError> {
         Store::open(SYSTEM_ROOT)

@@ -351,3 +351,32 @@ fn a_long_pull_extends_the_start_timeout_while_bytes_flow() {
     h.cleat(&["rm", &c.name]).ok();
     forget(&img);
 }
+
+/// A declared container takes its image's StopSignal (SIGUSR1 for the busybox fixture) where
+/// its definition sets none: the generator reads it from the store at daemon-reload; the
+/// start sees no unit-level change (no daemon-reload warning).
+#[test]
+fn declared_container_takes_the_images_stop_signal() {
+    registries();
+    let _g = shared();
+    let h = host();
+    let img = image(PLAIN, "busybox");
+    pull_ok(&img);
+    let c = Case::new("img-stopsig");
+    let unit = declared_unit(&c.name);
+    c.declare(&format!(
+        "image = \"{img}\"\nentrypoint = []\ncommand = [\"sh\", \"-c\", \"trap 'echo got-usr1; exit 0' USR1; while :; do sleep 0.1; done\"]\n"
+    ));
+    h.daemon_reload();
+    assert_eq!(h.prop(&unit, "KillSignal"), "10", "the image's SIGUSR1");
+    h.systemctl(&["start", &unit]).ok();
+    expect_active(&unit);
+    h.systemctl(&["stop", &unit]).ok();
+    expect_journal(&unit, "got-usr1");
+    assert_eq!(h.prop(&unit, "Result"), "success");
+    assert!(
+        !h.journal(&unit).contains("daemon-reload"),
+        "a start warned about a daemon-reload:\n{}",
+        h.journal(&unit)
+    );
+}
