@@ -17,3 +17,4 @@ pub mod state;
 pub mod sys;
 pub mod time;
 pub mod unit;
+pub mod volume;

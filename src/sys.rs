@@ -3,6 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 
 /// Namespace and process flags for [`clone_process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,8 @@ impl CloneFlags {
     pub const NEWPID: CloneFlags = CloneFlags(libc::CLONE_NEWPID as u64);
     pub const NEWUTS: CloneFlags = CloneFlags(libc::CLONE_NEWUTS as u64);
     pub const NEWIPC: CloneFlags = CloneFlags(libc::CLONE_NEWIPC as u64);
+    pub const NEWCGROUP: CloneFlags = CloneFlags(libc::CLONE_NEWCGROUP as u64);
+    pub const NEWNET: CloneFlags = CloneFlags(libc::CLONE_NEWNET as u64);
     /// The child's parent becomes our parent (systemd), not us.
     pub const PARENT: CloneFlags = CloneFlags(libc::CLONE_PARENT as u64);
 }
@@ -131,3 +134,165 @@ pub fn exit_now(code: i32) -> ! {
     // handlers is its purpose.
     unsafe { libc::_exit(code) }
 }
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// Makes the mount at `fd` and every mount below it read-only (`mount_setattr(2)` with
+/// `AT_RECURSIVE`, Linux 5.12+). A remount could only reach the top one.
+pub fn set_readonly_recursive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: `fd` is a valid descriptor for the call, the path is a NUL-terminated empty
+    // string (with AT_EMPTY_PATH, the call acts on `fd` itself), and `attr` is a properly
+    // laid-out `struct mount_attr` whose size is passed along.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            (libc::AT_EMPTY_PATH as libc::c_uint) | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Brings a network interface up (`SIOCSIFFLAGS` with `IFF_UP`), in the calling process's
+/// network namespace: loopback in a fresh one.
+pub fn interface_up(name: &str) -> io::Result<()> {
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an all-zero `ifreq` is a valid value of that plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid `ifreq` naming the interface; the ioctls read and write it.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `fork(2)` through libc (so its atfork handlers run). Returns [`Forked::Child`] in the child.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the callers are single-threaded (the container's first process), so the child is
+    // a faithful copy with no lock held by another thread.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: from now on, execve never grants privileges (setuid bits
+/// and file capabilities are ignored).
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn full_sigset() -> libc::sigset_t {
+    // SAFETY: sigfillset initialises the zeroed set it is given.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        set
+    }
+}
+
+/// Blocks every signal (they stay pending, to be taken with [`wait_signal`]).
+pub fn block_all_signals() -> io::Result<()> {
+    let set = full_sigset();
+    // SAFETY: `set` is an initialised signal set; the old mask is not asked for.
+    if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits for any (blocked) signal and returns its number (`sigwaitinfo(2)`).
+pub fn wait_signal() -> io::Result<i32> {
+    let set = full_sigset();
+    loop {
+        // SAFETY: `set` is initialised; a null info pointer is allowed.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig >= 0 {
+            return Ok(sig);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)` for a program of `len` instructions (1 to 4096,
+/// checked by the caller). Needs `no_new_privs` or CAP_SYS_ADMIN; applies to the calling thread.
+pub fn seccomp_set_filter(program: &[seccompiler::sock_filter], len: u16) -> io::Result<()> {
+    let fprog = libc::sock_fprog {
+        len: len.min(u16::try_from(program.len()).unwrap_or(u16::MAX)),
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `fprog` points to at most `program.len()` instructions owned by `program`, which
+    // outlives the call; seccompiler's `sock_filter` has the layout of the kernel's (checked
+    // below). The kernel only reads (copies) the program and changes no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &raw const fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const _: () = assert!(
+    std::mem::size_of::<seccompiler::sock_filter>() == std::mem::size_of::<libc::sock_filter>()
+        && std::mem::align_of::<seccompiler::sock_filter>()
+            == std::mem::align_of::<libc::sock_filter>()
+);

@@ -6,7 +6,6 @@
 //! plans the root file system and the process, and launches the container. It stays
 //! single-threaded until the clone: any D-Bus work runs on a runtime that is gone by then.
 
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,26 +16,24 @@ use cleat::containers::{Container, Registry};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cleat::image::ImageConfig;
 use cleat::image::manifest::Platform;
 use cleat::image::progress::Plain;
 use cleat::image::pull::{self, LocalImage};
 use cleat::image::store::Store;
 use cleat::rootfs::Overlay;
-use cleat::rootfs::layers::read_in_layers;
-use cleat::rootfs::{RootfsOptions, RootfsPlan, resolve};
+use cleat::rootfs::{RootfsOptions, RootfsPlan};
 use cleat::runtime::launch::{self, Launch, Outcome};
-use cleat::runtime::user::{self, UserDb};
 use cleat::runtime::{EXIT_SETUP, notify, process};
-use cleat::spec::PullPolicy;
+use cleat::spec::{NetworkMode, PullPolicy};
 use cleat::spec::{Notify, Source, Spec};
 use cleat::state::ExitRecord;
 use cleat::state::ImageUse;
 use cleat::unit::generator::{DIGEST_ENV, DROPIN_NAME, unit_level_digest};
 use cleat::unit::props;
 use cleat::unit::{Kind, unit_name};
+use cleat::volume::VolumeStore;
 
-use super::{CmdResult, Failure, diag, name};
+use super::{CmdResult, Failure, diag, name, prepare};
 
 #[derive(Subcommand)]
 pub enum InternalCommand {
@@ -110,42 +107,31 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         warn_if_reload_needed(spec);
         apply_resources_live(spec);
     }
-    let (root, overlay, users, image) = match &spec.source {
-        Source::Rootfs(dir) => {
-            let meta =
-                std::fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
-            if !meta.is_dir() {
-                return Err(anyhow!("rootfs {} is not a directory", dir.display()));
-            }
-            // The directory is the one read-only layer: it is never written to, and any number
-            // of containers can share it.
-            let (upper, work, mountpoint) = registry.state.overlay_dirs(&name)?;
-            let overlay = Overlay {
-                lower: vec![dir.clone()],
-                upper,
-                work,
-            };
-            (
-                mountpoint,
-                Some(overlay),
-                user_db(dir)?,
-                ImageConfig::default(),
-            )
-        }
-        Source::Image(text) => {
-            let image = image_for_start(&registry, &container, text)?;
-            let (upper, work, mountpoint) = registry.state.overlay_dirs(&name)?;
-            // overlayfs wants the top layer first; manifests list the base first.
-            let lower: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
-            let users = layered_user_db(&lower)?;
-            let overlay = Overlay { lower, upper, work };
-            (mountpoint, Some(overlay), users, image.config.defaults)
-        }
+    let local = match &spec.source {
+        Source::Rootfs(_) => None,
+        Source::Image(text) => Some(image_for_start(&registry, &container, text)?),
     };
-    let env_files = read_env_files(spec)?;
-    let process = process::plan(spec, &image, &users, &env_files)?;
+    let content = prepare::content(spec, local)?;
+    let (process, security) = prepare::plan(spec, &content)?;
+    let image = &content.image;
+    // The layers (or the rootfs directory, as the one read-only layer: it is never written
+    // to, and any number of containers can share it) under the container's own upper layer.
+    let (upper, work, root) = registry.state.overlay_dirs(&name)?;
+    let overlay = Some(Overlay {
+        lower: content.lower.clone(),
+        upper,
+        work,
+    });
+    let host_network = spec.network == Some(NetworkMode::Host);
+    let etc_files = etc_files(&registry, &name, &process, host_network)?;
+    let extra =
+        cleat::rootfs::volumes::plan_mounts(spec, image, &VolumeStore::system(), &registry)?;
     let notify_mode = spec.notify.unwrap_or_default();
     let options = RootfsOptions {
+        read_only: spec.read_only.unwrap_or(false),
+        etc_files,
+        extra,
+        workdir: Some(process.cwd.clone()),
         notify_socket: match notify_mode {
             Notify::Container if notify::supervised() => Some(notify::socket_path().ok_or_else(|| {
                 anyhow!(
@@ -169,13 +155,54 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let l = Launch {
         rootfs: &rootfs,
         process: &process,
-        namespaces: launch::NAMESPACES,
+        namespaces: launch::namespaces(host_network),
         notify: notify_mode,
+        security: &security,
+        init: spec.init.unwrap_or(false),
     };
     match launch::launch(&l)? {
         Outcome::HandedOver { .. } => Ok(ExitCode::SUCCESS),
         Outcome::Exited(code) => Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))),
     }
+}
+
+/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into its state
+/// directory (at every start: the host's resolver may have changed) and returns what to bind
+/// where.
+fn etc_files(
+    registry: &Registry,
+    name: &cleat::spec::Name,
+    process: &process::ProcessPlan,
+    host_network: bool,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let dir = registry.state.dir(name);
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let hosts = if host_network {
+        read("/etc/hosts").unwrap_or_else(|| cleat::runtime::etc::hosts(&process.hostname, None))
+    } else {
+        cleat::runtime::etc::hosts(&process.hostname, process.domainname.as_deref())
+    };
+    let resolv = cleat::runtime::etc::resolv_conf(
+        &read("/etc/resolv.conf").unwrap_or_default(),
+        read("/run/systemd/resolve/resolv.conf").as_deref(),
+        host_network,
+    );
+    let files = [
+        (
+            "hostname",
+            cleat::runtime::etc::hostname(&process.hostname),
+            "/etc/hostname",
+        ),
+        ("hosts", hosts, "/etc/hosts"),
+        ("resolv.conf", resolv, "/etc/resolv.conf"),
+    ];
+    let mut out = Vec::new();
+    for (file, text, target) in files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        out.push((path, target.to_owned()));
+    }
+    Ok(out)
 }
 
 /// The image a start uses: an ad-hoc container's, the one it was created from; a declared
@@ -213,47 +240,6 @@ fn image_for_start(
 
 fn spec_pull_policy(container: &Container) -> PullPolicy {
     container.spec.pull.unwrap_or_default()
-}
-
-/// /etc/passwd and /etc/group as the container will see them through its layers (top first).
-fn layered_user_db(layers: &[PathBuf]) -> anyhow::Result<UserDb> {
-    user_db_with(|path| read_in_layers(layers, path, USER_DB_LIMIT))
-}
-
-/// The container's /etc/passwd and /etc/group, read inside its root.
-fn user_db(root: &Path) -> anyhow::Result<UserDb> {
-    let fd =
-        resolve::open_root(root).with_context(|| format!("opening rootfs {}", root.display()))?;
-    user_db_with(|path| resolve::read_file(fd.as_fd(), path, USER_DB_LIMIT))
-}
-
-/// The largest /etc/passwd or /etc/group read.
-const USER_DB_LIMIT: u64 = 16 << 20;
-
-fn user_db_with(read: impl Fn(&str) -> std::io::Result<Option<Vec<u8>>>) -> anyhow::Result<UserDb> {
-    let text = |path: &str| -> anyhow::Result<String> {
-        let bytes = read(path).with_context(|| format!("reading {path} in the container"))?;
-        Ok(bytes
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default())
-    };
-    Ok(UserDb {
-        passwd: user::parse_passwd(&text("/etc/passwd")?),
-        groups: user::parse_group(&text("/etc/group")?),
-    })
-}
-
-fn read_env_files(spec: &Spec) -> anyhow::Result<Vec<(String, String)>> {
-    let mut vars = Vec::new();
-    for path in &spec.env_files {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("env file {}", path.display()))?;
-        vars.extend(
-            process::parse_env_file(&text)
-                .map_err(|e| anyhow!("env file {}: {e}", path.display()))?,
-        );
-    }
-    Ok(vars)
 }
 
 /// Unit-level settings reach systemd only through the generator: if the definition says
@@ -346,6 +332,11 @@ fn stopped(kind: Kind, arg: &str) -> CmdResult {
             .flatten()
             .is_some_and(|r| r.auto_remove);
     if auto_remove {
+        // `--rm` takes the container's anonymous volumes with it, as Docker's does; named
+        // volumes stay.
+        if let Err(e) = cleat::volume::remove_anonymous(&VolumeStore::system(), &registry, &name) {
+            diag::warning(format_args!("{name}: anonymous volumes kept: {e}"));
+        }
         registry.state.remove(&name)?;
     } else {
         registry.state.write_exit(&name, &record)?;

@@ -16,6 +16,7 @@ use cleat::unit::{Kind, unit_name};
 use super::journal;
 use super::run::{runtime_block, start_adhoc};
 use super::{CmdResult, Failure, diag, name};
+use cleat::volume::VolumeStore;
 
 #[derive(Args)]
 pub struct StartArgs {
@@ -61,6 +62,10 @@ pub struct RmArgs {
     /// Kill and remove a running container
     #[arg(short = 'f', long)]
     force: bool,
+    /// Remove the container's anonymous volumes too (those it got from its image's VOLUME
+    /// declarations); named volumes stay
+    #[arg(short = 'v', long)]
+    volumes: bool,
     #[arg(required = true, value_name = "NAME")]
     names: Vec<String>,
 }
@@ -262,6 +267,17 @@ pub fn rm(args: RmArgs) -> CmdResult {
                 kill_now(systemd, &unit).await?;
             }
             systemd.reset_failed(&unit).await?;
+            if args.volumes {
+                let outcome =
+                    cleat::volume::remove_anonymous(&VolumeStore::system(), registry, &n)?;
+                for (volume, users) in outcome.kept {
+                    let users: Vec<String> = users.iter().map(ToString::to_string).collect();
+                    diag::note(format!(
+                        "volume {volume} stays: {} mount it with --volumes-from",
+                        users.join(", ")
+                    ));
+                }
+            }
             registry.state.remove(&n)?;
             if let Found::Declared(def) = found {
                 diag::note(format!(

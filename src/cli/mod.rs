@@ -8,8 +8,10 @@ mod internal;
 mod journal;
 mod lifecycle;
 mod logs;
+mod prepare;
 mod ps;
 mod run;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -71,6 +73,9 @@ enum Command {
     Login(image::LoginArgs),
     /// Log out of a registry
     Logout(image::LogoutArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Show or check container definitions
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -160,6 +165,7 @@ pub fn main() -> ExitCode {
         Command::Rmi(a) => image::rmi(a),
         Command::Login(a) => image::login(a),
         Command::Logout(a) => image::logout(a),
+        Command::Volume(c) => volume::volume(c),
         Command::Config(c) => config::config(c),
         Command::Internal(c) => internal::internal(c),
     };

@@ -52,23 +52,18 @@ fn run_error(e: impl Into<anyhow::Error>) -> Failure {
 
 /// Checks that the spec can be started at all, before anything is recorded.
 fn validate(spec: &Spec, auto_remove: bool) -> anyhow::Result<()> {
+    // A profile file that cannot be read or compiled fails now, not at the first start.
+    if let Some(setting @ cleat::spec::Seccomp::Profile(_)) = &spec.seccomp {
+        let caps = cleat::runtime::caps::resolve(&spec.cap_add, &spec.cap_drop)?;
+        cleat::runtime::seccomp::compile(setting, &caps)?;
+    }
     if auto_remove && spec.restart.is_some_and(|r| r.restart != Restart::No) {
         return Err(anyhow!(
             "conflicting options: --restart and --rm (a container that removes itself cannot be restarted)"
         ));
     }
-    match &spec.source {
-        Source::Rootfs(dir) => {
-            let meta =
-                std::fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
-            if !meta.is_dir() {
-                return Err(anyhow!("rootfs {} is not a directory", dir.display()));
-            }
-            Ok(())
-        }
-        // Checked (and pulled) by `define`.
-        Source::Image(_) => Ok(()),
-    }
+    // The rest is checked by `preflight`, after the image is in the store.
+    Ok(())
 }
 
 /// Brings the container's image into the store as its pull policy says (showing progress),
@@ -93,6 +88,27 @@ fn pull_for_create(spec: &Spec, platform: &Platform) -> Result<Option<Digest>, F
     Ok(Some(image.manifest_digest))
 }
 
+/// Everything a start would check that does not depend on the host at that time: the user
+/// and groups in the image, the environment files, capabilities, the seccomp profile, limits
+/// and every mount. Creates nothing.
+fn preflight(spec: &Spec, image: Option<&Digest>, registry: &Registry) -> anyhow::Result<()> {
+    let local = match (&spec.source, image) {
+        (Source::Image(text), Some(digest)) => {
+            let store = Store::system()?;
+            Some(pull::load_manifest(
+                &store,
+                &parse_reference(text)?,
+                digest,
+            )?)
+        }
+        _ => None,
+    };
+    let content = super::prepare::content(spec, local)?;
+    super::prepare::plan(spec, &content)?;
+    cleat::rootfs::volumes::check_mounts(spec, &content.image, registry)?;
+    Ok(())
+}
+
 /// Records a new ad-hoc container (nothing is recorded if any check fails).
 fn define(
     flags: &ContainerFlags,
@@ -113,6 +129,7 @@ fn define(
     }
     let platform = super::image::platform(platform).map_err(|f| run_error(f.error))?;
     let image = pull_for_create(&spec, &platform)?;
+    preflight(&spec, image.as_ref(), &registry).map_err(run_error)?;
     let id = cleat::state::new_id()
         .map_err(|e| run_error(anyhow!("reading /dev/urandom for a container ID: {e}")))?;
     let record = AdhocRecord {

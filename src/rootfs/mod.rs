@@ -5,9 +5,11 @@
 //! Every path inside the root is resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink in the
 //! root file system (hostile image content) can never send a mount outside it.
 
+pub mod copy;
 pub mod layers;
 pub mod mount;
 pub mod resolve;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -38,12 +40,66 @@ pub enum Mount {
         options: String,
         flags: MountFlags,
     },
-    /// A file or directory of the host bound into the container.
+    /// A file or directory of the host bound into the container, with everything mounted
+    /// below it; `readonly` applies to all of it (recursively).
     Bind {
         source: PathBuf,
         target: String,
         readonly: bool,
+        /// `rprivate` unless said otherwise (`private`, `rslave`, `slave`, `rshared`,
+        /// `shared`).
+        propagation: Option<String>,
     },
+    /// A volume's directory bound into the container. When `populate` is set and the volume
+    /// has never been used, it is first filled with what the image has at `target` (Docker's
+    /// behaviour for a new volume), owners, modes and all.
+    Volume {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+        populate: bool,
+    },
+    /// Hides a path: a file behind /dev/null, a directory behind an empty read-only tmpfs
+    /// (Docker's masked paths). Missing paths are skipped.
+    Mask { target: String },
+    /// Makes a path read-only where it is (Docker's read-only paths). Missing paths are
+    /// skipped.
+    ReadOnly { target: String },
+    /// Remounts the root file system read-only (`--read-only`); comes after the mounts that
+    /// need to create their mount points in it.
+    ReadOnlyRoot,
+    /// The cgroup2 hierarchy of the container's cgroup namespace, read-only (skipped where the
+    /// kernel refuses it).
+    Cgroup { target: String },
+    /// Creates a directory in the root if it is missing (before the root goes read-only).
+    EnsureDir { target: String },
+    /// A small file of cleat's (the container's /etc/hosts, /etc/hostname, /etc/resolv.conf)
+    /// bound over the path, read-only or not.
+    File {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+}
+
+impl Mount {
+    /// The path inside the container this step mounts on, if it has one.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Mount::Proc { target }
+            | Mount::Sysfs { target }
+            | Mount::Dev { target }
+            | Mount::Tmpfs { target, .. }
+            | Mount::Bind { target, .. }
+            | Mount::Volume { target, .. }
+            | Mount::Mask { target }
+            | Mount::ReadOnly { target }
+            | Mount::Cgroup { target }
+            | Mount::EnsureDir { target }
+            | Mount::File { target, .. } => Some(target),
+            Mount::ReadOnlyRoot => None,
+        }
+    }
 }
 
 /// An overlay of read-only layers under a writable one.
@@ -83,7 +139,40 @@ pub const CONTAINER_NOTIFY_SOCKET: &str = "/run/host/notify";
 pub struct RootfsOptions {
     /// Host path of a systemd notification socket to bind at [`CONTAINER_NOTIFY_SOCKET`].
     pub notify_socket: Option<PathBuf>,
+    /// Mount the root read-only (`--read-only`).
+    pub read_only: bool,
+    /// Host files bound over paths in the container: its /etc/hostname, /etc/hosts and
+    /// /etc/resolv.conf.
+    pub etc_files: Vec<(PathBuf, String)>,
+    /// The spec's bind mounts, volumes and tmpfs, in order.
+    pub extra: Vec<Mount>,
+    /// The working directory, created before a read-only root is made read-only.
+    pub workdir: Option<String>,
 }
+
+/// Docker's masked paths: what a container must not read of the host's kernel state.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths: kernel knobs a container may read but not change.
+pub const READ_ONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 impl RootfsPlan {
     /// The standard layout: the root directory with `/proc`, `/dev` and `/sys` mounted.
@@ -99,17 +188,52 @@ impl RootfsPlan {
                 target: "/sys".into(),
             },
         ];
+        mounts.push(Mount::Cgroup {
+            target: "/sys/fs/cgroup".into(),
+        });
+        mounts.extend(MASKED_PATHS.iter().map(|p| Mount::Mask {
+            target: (*p).into(),
+        }));
+        mounts.extend(READ_ONLY_PATHS.iter().map(|p| Mount::ReadOnly {
+            target: (*p).into(),
+        }));
+        // The container's own mounts come before cleat's files, so that a `--tmpfs /run` or a
+        // volume at /etc does not hide them; a file the user mounts himself (`-v
+        // ./hosts:/etc/hosts`) replaces cleat's.
+        mounts.extend(options.extra.iter().cloned());
         if let Some(socket) = &options.notify_socket {
             mounts.push(Mount::Tmpfs {
                 target: "/run/host".into(),
                 options: "mode=0755,size=64k".into(),
                 flags: MountFlags::SECURE,
             });
-            mounts.push(Mount::Bind {
+            mounts.push(Mount::File {
                 source: socket.clone(),
                 target: CONTAINER_NOTIFY_SOCKET.into(),
                 readonly: false,
             });
+        }
+        for (source, target) in &options.etc_files {
+            if options
+                .extra
+                .iter()
+                .any(|m| m.target() == Some(target.as_str()))
+            {
+                continue;
+            }
+            mounts.push(Mount::File {
+                source: source.clone(),
+                target: target.clone(),
+                readonly: false,
+            });
+        }
+        if options.read_only {
+            if let Some(dir) = &options.workdir {
+                mounts.push(Mount::EnsureDir {
+                    target: dir.clone(),
+                });
+            }
+            mounts.push(Mount::ReadOnlyRoot);
         }
         RootfsPlan {
             root,
@@ -134,10 +258,23 @@ mod tests {
                 | Mount::Sysfs { target }
                 | Mount::Dev { target }
                 | Mount::Tmpfs { target, .. }
-                | Mount::Bind { target, .. } => target.as_str(),
+                | Mount::Bind { target, .. }
+                | Mount::Volume { target, .. }
+                | Mount::Mask { target }
+                | Mount::ReadOnly { target }
+                | Mount::File { target, .. }
+                | Mount::Cgroup { target }
+                | Mount::EnsureDir { target } => target.as_str(),
+                Mount::ReadOnlyRoot => "/",
             })
             .collect();
-        assert_eq!(targets, ["/proc", "/dev", "/sys"]);
+        assert_eq!(targets[..4], ["/proc", "/dev", "/sys", "/sys/fs/cgroup"]);
+        assert!(targets.contains(&"/proc/kcore") && targets.contains(&"/proc/sysrq-trigger"));
+        assert_eq!(
+            targets.last(),
+            Some(&"/proc/sysrq-trigger"),
+            "no read-only root unless asked"
+        );
     }
 
     #[test]
@@ -147,11 +284,12 @@ mod tests {
             None,
             &RootfsOptions {
                 notify_socket: Some("/run/systemd/notify".into()),
+                ..RootfsOptions::default()
             },
         );
         assert_eq!(
             plan.mounts.last(),
-            Some(&Mount::Bind {
+            Some(&Mount::File {
                 source: "/run/systemd/notify".into(),
                 target: CONTAINER_NOTIFY_SOCKET.into(),
                 readonly: false

@@ -206,6 +206,30 @@ fn apply_mount(root: BorrowedFd<'_>, mount: &Mount) -> Result<(), MountError> {
             source,
             target,
             readonly,
+            propagation,
+        } => bind_tree(root, source, target, *readonly, propagation.as_deref()),
+        Mount::Volume {
+            source,
+            target,
+            readonly,
+            populate,
+        } => {
+            if *populate {
+                super::copy::populate(root, target, source)?;
+            }
+            bind_tree(root, source, target, *readonly, None)
+        }
+        Mount::Mask { target } => mask(root, target),
+        Mount::ReadOnly { target } => read_only_in_place(root, target),
+        Mount::ReadOnlyRoot => read_only_root(root),
+        Mount::Cgroup { target } => mount_cgroup(root, target),
+        Mount::EnsureDir { target } => resolve::resolve(root, target, Create::Dir)
+            .map(drop)
+            .step(|| format!("creating {target}")),
+        Mount::File {
+            source,
+            target,
+            readonly,
         } => bind(root, source, target, *readonly),
     }
 }
@@ -263,6 +287,130 @@ fn bind(
         .step(|| format!("making {target} read-only"))?;
     }
     Ok(())
+}
+
+/// A bind mount of a host tree (`-v`, `--mount type=bind`, volumes): recursive, like Docker's;
+/// read-only means every mount in it, not just the top one.
+fn bind_tree(
+    root: BorrowedFd<'_>,
+    source: &Path,
+    target: &str,
+    readonly: bool,
+    propagation: Option<&str>,
+) -> Result<(), MountError> {
+    let meta = std::fs::metadata(source).step(|| format!("bind source {}", source.display()))?;
+    let create = if meta.is_dir() {
+        Create::Dir
+    } else {
+        Create::File
+    };
+    let at =
+        resolve::resolve(root, target, create).step(|| format!("creating mount point {target}"))?;
+    rustix::mount::mount_bind_recursive(source, fd_path(at.as_fd()).as_str())
+        .step(|| format!("binding {} on {target}", source.display()))?;
+    let top = resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
+    if readonly {
+        crate::sys::set_readonly_recursive(top.as_fd())
+            .step(|| format!("making {target} read-only"))?;
+    }
+    if let Some(mode) = propagation {
+        let flags = match mode {
+            "private" => MountPropagationFlags::PRIVATE,
+            "rprivate" => MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+            "slave" => MountPropagationFlags::DOWNSTREAM,
+            "rslave" => MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+            "shared" => MountPropagationFlags::SHARED,
+            "rshared" => MountPropagationFlags::SHARED | MountPropagationFlags::REC,
+            other => {
+                return Err(MountError {
+                    step: format!("mount propagation of {target}"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("unknown mode {other:?}"),
+                    ),
+                });
+            }
+        };
+        rustix::mount::mount_change(fd_path(top.as_fd()).as_str(), flags)
+            .step(|| format!("setting the propagation of {target} to {mode}"))?;
+    }
+    Ok(())
+}
+
+/// Opens `target` inside the root if it exists (`None` if it does not).
+fn existing(root: BorrowedFd<'_>, target: &str) -> Result<Option<OwnedFd>, MountError> {
+    match resolve::resolve(root, target, Create::No) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).step(|| format!("opening {target}")),
+    }
+}
+
+/// Hides `target`: a directory behind an empty read-only tmpfs, anything else behind
+/// /dev/null.
+fn mask(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
+    let Some(at) = existing(root, target)? else {
+        return Ok(());
+    };
+    let stat = rustix::fs::fstat(&at).step(|| format!("examining {target}"))?;
+    let path = fd_path(at.as_fd());
+    if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+        let options = data("size=0,mode=0555");
+        rustix::mount::mount(
+            "tmpfs",
+            path.as_str(),
+            "tmpfs",
+            Flags::RDONLY | Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
+            Some(options.as_c_str()),
+        )
+        .step(|| format!("masking {target}"))
+    } else {
+        rustix::mount::mount_bind("/dev/null", path.as_str()).step(|| format!("masking {target}"))
+    }
+}
+
+/// Makes `target` read-only where it stands (bound onto itself, then remounted).
+fn read_only_in_place(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
+    let Some(at) = existing(root, target)? else {
+        return Ok(());
+    };
+    let path = fd_path(at.as_fd());
+    rustix::mount::mount_bind_recursive(path.as_str(), path.as_str())
+        .step(|| format!("binding {target} onto itself"))?;
+    let top = resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
+    crate::sys::set_readonly_recursive(top.as_fd()).step(|| format!("making {target} read-only"))
+}
+
+/// The container's cgroup hierarchy (its cgroup namespace makes its own cgroup the root),
+/// read-only as Docker mounts it. Where the kernel refuses a cgroup2 mount here (a host with
+/// only cgroup v1 hierarchies), the container simply has none.
+fn mount_cgroup(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
+    let Some(at) = existing(root, target)? else {
+        return Ok(());
+    };
+    let flags = Flags::RDONLY | Flags::NOSUID | Flags::NODEV | Flags::NOEXEC;
+    match rustix::mount::mount(
+        "cgroup2",
+        fd_path(at.as_fd()).as_str(),
+        "cgroup2",
+        flags,
+        None,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::PERM | Errno::BUSY | Errno::NODEV | Errno::INVAL) => Ok(()),
+        Err(e) => Err(e).step(|| format!("mounting cgroup2 on {target}")),
+    }
+}
+
+/// `--read-only`: the root's own mount becomes read-only (the mounts on it keep their own
+/// flags: /dev, /proc, tmpfs and volumes stay writable as configured).
+fn read_only_root(root: BorrowedFd<'_>) -> Result<(), MountError> {
+    rustix::mount::mount_remount(
+        fd_path(root).as_str(),
+        Flags::BIND | Flags::RDONLY | Flags::NODEV,
+        "",
+    )
+    .step(|| "making the root file system read-only".into())
 }
 
 /// The device nodes every container gets (Docker's set), as (name, major, minor).

@@ -43,6 +43,39 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
         // cleat went away (killed, or failed to notify systemd): do not start the payload.
         _ => sys::exit_now(EXIT_SETUP),
     }
+    if l.init {
+        // `--init`: this process stays as the container's PID 1 and a child of it runs the
+        // payload. The child keeps the handshake socket (its exec closes it); we drop ours.
+        match sys::fork() {
+            Ok(sys::Forked::Child) => {}
+            Ok(sys::Forked::Parent(payload)) => {
+                drop(sock);
+                super::init::run(payload);
+            }
+            Err(e) => {
+                let message = format!("starting the payload under the init: {e}");
+                let _ = sync::send(
+                    &sock,
+                    &Message::ExecFailed {
+                        code: EXIT_CANNOT_INVOKE,
+                        message,
+                    },
+                );
+                sys::exit_now(i32::from(EXIT_CANNOT_INVOKE));
+            }
+        }
+    }
+    if let Err(e) = sys::reset_signals() {
+        let message = format!("resetting signals: {e}");
+        let _ = sync::send(
+            &sock,
+            &Message::ExecFailed {
+                code: EXIT_CANNOT_INVOKE,
+                message,
+            },
+        );
+        sys::exit_now(i32::from(EXIT_CANNOT_INVOKE));
+    }
     let (code, message) = exec(&prepared);
     let _ = sync::send(&sock, &Message::ExecFailed { code, message });
     sys::exit_now(i32::from(code));
@@ -75,17 +108,36 @@ fn cstring(s: &str, what: &str) -> Result<CString, String> {
 
 fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
     let p = l.process;
+    let security = l.security;
     // Our own session: the container must not share cleat's (systemd's) process group.
     let _ = rustix::process::setsid();
+    if l.namespaces.0 & crate::sys::CloneFlags::NEWNET.0 != 0 {
+        sys::interface_up("lo").map_err(|e| format!("bringing up loopback: {e}"))?;
+    }
     crate::rootfs::mount::apply(l.rootfs).map_err(|e| e.to_string())?;
     rustix::system::sethostname(p.hostname.as_bytes())
         .map_err(|e| format!("setting the hostname to {:?}: {e}", p.hostname))?;
+    if let Some(domain) = &p.domainname {
+        rustix::system::setdomainname(domain.as_bytes())
+            .map_err(|e| format!("setting the domain name to {domain:?}: {e}"))?;
+    }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     // Docker creates a missing working directory.
     std::fs::create_dir_all(&p.cwd)
         .map_err(|e| format!("creating the working directory {}: {e}", p.cwd))?;
     rustix::process::chdir(p.cwd.as_str())
         .map_err(|e| format!("entering the working directory {}: {e}", p.cwd))?;
+    super::limits::apply(&security.limits)?;
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which only the setup has:
+    // install it now (Docker's profile allows the rest of the setup's system calls).
+    if !security.no_new_privileges {
+        if let Some(filter) = &security.seccomp {
+            super::seccomp::install(filter)
+                .map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        }
+    }
+    // The bounding set first: cutting it needs CAP_SETPCAP, which a user change may drop.
+    super::caps::drop_bounding(&security.capabilities)?;
     let groups: Vec<rustix::process::Gid> = p
         .ids
         .groups
@@ -100,8 +152,20 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
         .map_err(|e| format!("setting group id {}: {e}", p.ids.gid))?;
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(p.ids.uid))
         .map_err(|e| format!("setting user id {}: {e}", p.ids.uid))?;
+    super::caps::set_process(&security.capabilities, p.ids.uid == 0)?;
+    if security.no_new_privileges {
+        sys::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
+        if let Some(filter) = &security.seccomp {
+            super::seccomp::install(filter)
+                .map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        }
+    }
     sys::cloexec_from(3).map_err(|e| format!("closing inherited descriptors: {e}"))?;
-    sys::reset_signals().map_err(|e| format!("resetting signals: {e}"))?;
+    if l.init {
+        // The init takes every signal through sigwaitinfo: blocked from now on, in both the
+        // init and (until it resets them before exec) the payload's process.
+        sys::block_all_signals().map_err(|e| format!("blocking signals for the init: {e}"))?;
+    }
 
     let argv = p
         .argv

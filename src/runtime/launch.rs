@@ -28,13 +28,32 @@ use super::notify;
 use super::process::ProcessPlan;
 use super::sync::{self, Message};
 
-/// The namespaces every container gets.
-pub const NAMESPACES: CloneFlags = CloneFlags(
-    CloneFlags::NEWNS.0 | CloneFlags::NEWPID.0 | CloneFlags::NEWUTS.0 | CloneFlags::NEWIPC.0,
-);
+/// The namespaces every container gets; a network namespace too unless it shares the host's.
+pub fn namespaces(host_network: bool) -> CloneFlags {
+    let always = CloneFlags::NEWNS.0
+        | CloneFlags::NEWPID.0
+        | CloneFlags::NEWUTS.0
+        | CloneFlags::NEWIPC.0
+        | CloneFlags::NEWCGROUP.0;
+    CloneFlags(if host_network {
+        always
+    } else {
+        always | CloneFlags::NEWNET.0
+    })
+}
 
 /// How long systemd may take to acknowledge `MAINPID=` before the start is abandoned.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the payload may do: its capabilities, whether it may gain privileges, its system call
+/// filter (compiled before the clone), its resource limits.
+#[derive(Debug, Clone)]
+pub struct Security {
+    pub capabilities: caps::CapsHashSet,
+    pub no_new_privileges: bool,
+    pub seccomp: Option<seccompiler::BpfProgram>,
+    pub limits: Vec<super::limits::Limit>,
+}
 
 /// What to start.
 pub struct Launch<'a> {
@@ -42,6 +61,9 @@ pub struct Launch<'a> {
     pub process: &'a ProcessPlan,
     pub namespaces: CloneFlags,
     pub notify: Notify,
+    pub security: &'a Security,
+    /// Run cleat's tiny init as PID 1, with the payload as its child.
+    pub init: bool,
 }
 
 /// How it ended, from cleat's point of view.

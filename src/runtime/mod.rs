@@ -2,10 +2,15 @@
 //! ([`user`]), and [`launch`], which builds the namespaces, hands the first process to systemd
 //! and gets out of the way.
 
+pub mod caps;
 mod child;
+pub mod etc;
+mod init;
 pub mod launch;
+pub mod limits;
 pub mod notify;
 pub mod process;
+pub mod seccomp;
 mod sync;
 pub mod user;
 

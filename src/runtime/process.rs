@@ -21,6 +21,7 @@ pub struct ProcessPlan {
     pub cwd: String,
     pub ids: Ids,
     pub hostname: String,
+    pub domainname: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +89,15 @@ pub fn plan(
     env_files: &[(String, String)],
 ) -> Result<ProcessPlan, ProcessError> {
     let argv = argv(spec, image)?;
-    let ids = user::resolve(
+    let mut ids = user::resolve(
         spec.user.as_deref().or(image.user.as_deref()).unwrap_or(""),
         users,
     )?;
+    for gid in user::extra_groups(&spec.group_add, users)? {
+        if !ids.groups.contains(&gid) {
+            ids.groups.push(gid);
+        }
+    }
     let hostname = spec
         .hostname
         .clone()
@@ -111,6 +117,7 @@ pub fn plan(
         cwd,
         ids,
         hostname,
+        domainname: spec.domainname.clone(),
     })
 }
 

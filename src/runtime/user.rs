@@ -48,6 +48,22 @@ pub enum UserError {
     Syntax(String),
 }
 
+/// `--group-add`: supplementary groups by number, or by name from the container's /etc/group.
+pub fn extra_groups(names: &[String], db: &UserDb) -> Result<Vec<u32>, UserError> {
+    names
+        .iter()
+        .map(|g| match g.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => db
+                .groups
+                .iter()
+                .find(|e| e.name == *g)
+                .map(|e| e.gid)
+                .ok_or_else(|| UserError::NoGroup(g.clone())),
+        })
+        .collect()
+}
+
 /// Parses /etc/passwd; malformed lines are skipped, as libc does.
 pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
     text.lines()

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
 use super::value::ValueError;
-use super::{Name, Source, Spec};
+use super::{MountSpec, Name, Source, Spec};
 
 /// The container definition flags shared by `run` and `create`.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +54,45 @@ pub struct ContainerFlags {
     /// Seconds (or a time span) between the stop signal and SIGKILL (default 10)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<String>,
+    /// Network: host, or none (default: a private network namespace with only loopback)
+    #[arg(long = "network", alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
+    /// Domain name inside the container
+    #[arg(long, value_name = "NAME")]
+    pub domainname: Option<String>,
+    /// Mount the container's root file system read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Bind mount or volume: HOST_PATH:TARGET[:OPTS], NAME:TARGET[:OPTS] or TARGET
+    #[arg(short = 'v', long = "volume", value_name = "SPEC")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// tmpfs mount: TARGET[:size=…,mode=…]
+    #[arg(long = "tmpfs", value_name = "TARGET[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the volumes of another container
+    #[arg(long = "volumes-from", value_name = "NAME")]
+    pub volumes_from: Vec<String>,
+    /// Add a capability (NET_ADMIN, ALL, ...)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (NET_RAW, ALL, ...)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined|default|PROFILE.json, or no-new-privileges[=true|false]
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Resource limit: NAME=SOFT[:HARD] (nofile=1024:2048); never above the current hard limit
+    #[arg(long = "ulimit", value_name = "NAME=LIMIT")]
+    pub ulimit: Vec<String>,
+    /// Add a supplementary group (name in the container, or number)
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Run a tiny init as PID 1 (forwards signals, reaps zombies)
+    #[arg(long)]
+    pub init: bool,
     /// Pull the image: missing (default), always, or never
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
@@ -174,8 +213,103 @@ impl ContainerFlags {
         spec.stop_timeout = parse("--stop-timeout", &self.stop_timeout)?;
         spec.notify = parse("--notify", &self.notify)?;
         spec.pull = parse("--pull", &self.pull)?;
+        spec.network = parse("--network", &self.network)?;
+        if let Some(d) = &self.domainname {
+            super::value::check_hostname(d).map_err(flag_err("--domainname"))?;
+            spec.domainname = Some(d.clone());
+        }
+        spec.read_only = self.read_only.then_some(true);
+        spec.init = self.init.then_some(true);
+        spec.volumes = self
+            .volume
+            .iter()
+            .map(|v| MountSpec::parse_volume(v))
+            .collect::<Result<_, _>>()
+            .map_err(flag_err("--volume"))?;
+        spec.mounts = self
+            .mount
+            .iter()
+            .map(|v| MountSpec::parse_mount(v))
+            .collect::<Result<_, _>>()
+            .map_err(flag_err("--mount"))?;
+        spec.tmpfs = self
+            .tmpfs
+            .iter()
+            .map(|v| MountSpec::parse_tmpfs(v))
+            .collect::<Result<_, _>>()
+            .map_err(flag_err("--tmpfs"))?;
+        spec.volumes_from = self
+            .volumes_from
+            .iter()
+            .map(|v| v.parse())
+            .collect::<Result<_, _>>()
+            .map_err(flag_err("--volumes-from"))?;
+        let caps = |v: &[String], flag: &'static str| -> Result<Vec<String>, FlagError> {
+            v.iter()
+                .map(|c| crate::runtime::caps::canonical(c))
+                .collect::<Result<_, _>>()
+                .map_err(flag_err(flag))
+        };
+        spec.cap_add = caps(&self.cap_add, "--cap-add")?;
+        spec.cap_drop = caps(&self.cap_drop, "--cap-drop")?;
+        for opt in &self.security_opt {
+            apply_security_opt(&mut spec, opt)?;
+        }
+        for u in &self.ulimit {
+            let (name, value) = u.split_once('=').ok_or_else(|| FlagError {
+                flag: "--ulimit",
+                message: format!(
+                    "invalid ulimit {u:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048"
+                ),
+            })?;
+            super::Ulimit::resource(name).map_err(flag_err("--ulimit"))?;
+            spec.ulimits.insert(
+                name.trim().to_ascii_lowercase(),
+                value.parse().map_err(flag_err("--ulimit"))?,
+            );
+        }
+        for g in &self.group_add {
+            if g.is_empty() || g.contains(':') {
+                return Err(FlagError {
+                    flag: "--group-add",
+                    message: format!("invalid group {g:?}"),
+                });
+            }
+        }
+        spec.group_add = self.group_add.clone();
         Ok(spec)
     }
+}
+
+/// `--security-opt`: Docker's `seccomp=…` and `no-new-privileges[=true|false]` (also
+/// `no-new-privileges:true`); options for security modules cleat does not use are refused.
+fn apply_security_opt(spec: &mut Spec, opt: &str) -> Result<(), FlagError> {
+    let bad = |message: String| FlagError {
+        flag: "--security-opt",
+        message,
+    };
+    let (key, value) = match opt.split_once(['=', ':']) {
+        Some((k, v)) => (k, Some(v)),
+        None => (opt, None),
+    };
+    match (key, value) {
+        ("seccomp", Some(v)) => {
+            spec.seccomp = Some(v.parse().map_err(|e: ValueError| bad(e.0))?);
+        }
+        ("no-new-privileges", None | Some("true")) => spec.no_new_privileges = Some(true),
+        ("no-new-privileges", Some("false")) => spec.no_new_privileges = Some(false),
+        ("label" | "apparmor", _) => {
+            return Err(bad(format!(
+                "{opt:?}: cleat does not use SELinux labels or AppArmor profiles"
+            )));
+        }
+        _ => {
+            return Err(bad(format!(
+                "unknown security option {opt:?} (valid: seccomp=unconfined|default|PROFILE, no-new-privileges)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 const ADJECTIVES: &[&str] = &[

@@ -4,6 +4,7 @@
 
 pub mod flags;
 pub mod load;
+pub mod mounts;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -11,8 +12,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use mounts::{MountKind, MountSpec};
 pub use value::{
-    Bytes, Count, Cpus, Limit, Name, Notify, PullPolicy, Restart, RestartPolicy, Signal, Timeout,
+    Bytes, Count, Cpus, Limit, Name, NetworkMode, Notify, PullPolicy, Restart, RestartPolicy,
+    Seccomp, Signal, Timeout, Ulimit,
 };
 
 /// A container definition, validated and merged. Defaults are *not* filled in here (an unset
@@ -49,6 +52,49 @@ pub struct Spec {
     /// Host name inside the container's UTS namespace; defaults to the container name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Domain name inside the container's UTS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// The network namespace: unset, a private one with only loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkMode>,
+    /// Mount the root file system read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// `-v` mounts (bind mounts and volumes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<MountSpec>,
+    /// `--mount` mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountSpec>,
+    /// `--tmpfs` mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<MountSpec>,
+    /// Containers whose volumes this one mounts too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<mounts::VolumesFrom>,
+    /// Capabilities added to Docker's default set (canonical names, or `ALL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from Docker's default set (canonical names, or `ALL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// The system call filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+    /// Set `no_new_privs`: setuid binaries and file capabilities gain nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// `setrlimit` limits, by Docker's names (`nofile`, `nproc`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Supplementary groups added to the user's (names from the container's /etc/group, or
+    /// numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// Run a tiny init as PID 1 that forwards signals and reaps zombies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     /// When the unit counts as started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
@@ -156,6 +202,20 @@ impl Spec {
             working_dir: None,
             user: None,
             hostname: None,
+            domainname: None,
+            network: None,
+            read_only: None,
+            volumes: Vec::new(),
+            mounts: Vec::new(),
+            tmpfs: Vec::new(),
+            volumes_from: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            seccomp: None,
+            no_new_privileges: None,
+            ulimits: BTreeMap::new(),
+            group_add: Vec::new(),
+            init: None,
             notify: None,
             stop_signal: None,
             stop_timeout: None,

@@ -748,6 +748,180 @@ impl fmt::Display for PullPolicy {
 serde_via_str!(PullPolicy);
 
 // ---------------------------------------------------------------------------------------------
+// Network mode
+
+/// Which network namespace a container gets. Unset: a private one with only loopback (until
+/// cleat manages bridge networks). `none` is that explicitly; `host` shares the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetworkMode {
+    Host,
+    None,
+}
+
+impl FromStr for NetworkMode {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<NetworkMode, ValueError> {
+        match s.trim() {
+            "host" => Ok(NetworkMode::Host),
+            "none" => Ok(NetworkMode::None),
+            other => err(format!(
+                "invalid network {other:?} (valid now: host, none; without one, a container has a private network namespace with only loopback)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetworkMode::Host => "host",
+            NetworkMode::None => "none",
+        })
+    }
+}
+serde_via_str!(NetworkMode);
+
+// ---------------------------------------------------------------------------------------------
+// Seccomp
+
+/// The system call filter: Docker's default profile, none, or a profile file in Docker's
+/// JSON format.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Seccomp {
+    Default,
+    Unconfined,
+    Profile(std::path::PathBuf),
+}
+
+impl FromStr for Seccomp {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Seccomp, ValueError> {
+        match s.trim() {
+            "default" | "" => Ok(Seccomp::Default),
+            "unconfined" => Ok(Seccomp::Unconfined),
+            path if path.starts_with('/') => Ok(Seccomp::Profile(path.into())),
+            other => err(format!(
+                "invalid seccomp setting {other:?} (valid: default, unconfined, or the absolute path of a profile in Docker's JSON format)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Seccomp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Seccomp::Default => f.write_str("default"),
+            Seccomp::Unconfined => f.write_str("unconfined"),
+            Seccomp::Profile(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+serde_via_str!(Seccomp);
+
+// ---------------------------------------------------------------------------------------------
+// Resource limits (setrlimit)
+
+/// The resources `--ulimit` names, as Docker spells them, with their `RLIMIT_*`.
+pub const ULIMITS: &[(&str, i32)] = &[
+    ("as", libc::RLIMIT_AS as i32),
+    ("core", libc::RLIMIT_CORE as i32),
+    ("cpu", libc::RLIMIT_CPU as i32),
+    ("data", libc::RLIMIT_DATA as i32),
+    ("fsize", libc::RLIMIT_FSIZE as i32),
+    ("locks", libc::RLIMIT_LOCKS as i32),
+    ("memlock", libc::RLIMIT_MEMLOCK as i32),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE as i32),
+    ("nice", libc::RLIMIT_NICE as i32),
+    ("nofile", libc::RLIMIT_NOFILE as i32),
+    ("nproc", libc::RLIMIT_NPROC as i32),
+    ("rss", libc::RLIMIT_RSS as i32),
+    ("rtprio", libc::RLIMIT_RTPRIO as i32),
+    ("rttime", libc::RLIMIT_RTTIME as i32),
+    ("sigpending", libc::RLIMIT_SIGPENDING as i32),
+    ("stack", libc::RLIMIT_STACK as i32),
+];
+
+/// A soft and a hard limit (`None`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ulimit {
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+impl Ulimit {
+    /// `RLIMIT_*` of a name (`nofile`, also `RLIMIT_NOFILE`), or a message listing the names.
+    pub fn resource(name: &str) -> Result<i32, ValueError> {
+        let lower = name.trim().to_ascii_lowercase();
+        let bare = lower.strip_prefix("rlimit_").unwrap_or(&lower);
+        ULIMITS
+            .iter()
+            .find(|(n, _)| *n == bare)
+            .map(|(_, r)| *r)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ULIMITS.iter().map(|(n, _)| *n).collect();
+                let hint = crate::spec::load::suggest(bare, names.iter().copied())
+                    .map(|s| format!("did you mean {s:?}? "))
+                    .unwrap_or_default();
+                ValueError(format!(
+                    "unknown ulimit {name:?} ({hint}valid: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+impl FromStr for Ulimit {
+    type Err = ValueError;
+    /// `SOFT[:HARD]`, each a number or `unlimited` (also `-1`); HARD defaults to SOFT.
+    fn from_str(s: &str) -> Result<Ulimit, ValueError> {
+        let bad = || {
+            ValueError(format!(
+                "invalid ulimit value {s:?} (expected SOFT[:HARD], numbers or unlimited)"
+            ))
+        };
+        let one = |v: &str| -> Result<Option<u64>, ValueError> {
+            match v.trim() {
+                "unlimited" | "infinity" | "-1" => Ok(None),
+                n => n.parse().map(Some).map_err(|_| bad()),
+            }
+        };
+        let (soft, hard) = match s.split_once(':') {
+            Some((a, b)) => (one(a)?, one(b)?),
+            None => {
+                let v = one(s)?;
+                (v, v)
+            }
+        };
+        let above = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, Some(_)) => true,
+            (Some(x), Some(y)) => x > y,
+            _ => false,
+        };
+        if above(soft, hard) {
+            return err(format!(
+                "invalid ulimit value {s:?}: the soft limit is above the hard limit"
+            ));
+        }
+        Ok(Ulimit { soft, hard })
+    }
+}
+
+impl fmt::Display for Ulimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: Option<u64>| {
+            v.map(|n| n.to_string())
+                .unwrap_or_else(|| "unlimited".into())
+        };
+        if self.soft == self.hard {
+            f.write_str(&show(self.soft))
+        } else {
+            write!(f, "{}:{}", show(self.soft), show(self.hard))
+        }
+    }
+}
+serde_via_str!(Ulimit);
+
+// ---------------------------------------------------------------------------------------------
 // Readiness
 
 /// When the unit counts as started (DESIGN decision 5).
@@ -795,6 +969,43 @@ mod tests {
         for bad in ["", "-x", ".x", "a/b", "a b", "ü", &"x".repeat(NAME_MAX + 1)] {
             assert!(bad.parse::<Name>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn ulimits_networks_seccomp() {
+        let u = |s: &str| s.parse::<Ulimit>();
+        assert_eq!(
+            u("1024"),
+            Ok(Ulimit {
+                soft: Some(1024),
+                hard: Some(1024)
+            })
+        );
+        assert_eq!(u("1024:2048").unwrap().to_string(), "1024:2048");
+        assert_eq!(
+            u("unlimited").unwrap(),
+            Ulimit {
+                soft: None,
+                hard: None
+            }
+        );
+        assert!(u("2048:1024").is_err());
+        assert!(u("lots").is_err());
+        assert_eq!(Ulimit::resource("NOFILE"), Ok(libc::RLIMIT_NOFILE as i32));
+        assert!(
+            Ulimit::resource("nofiles")
+                .unwrap_err()
+                .0
+                .contains("did you mean \"nofile\"")
+        );
+        assert_eq!("host".parse::<NetworkMode>(), Ok(NetworkMode::Host));
+        assert!("bridge".parse::<NetworkMode>().is_err());
+        assert_eq!("unconfined".parse::<Seccomp>(), Ok(Seccomp::Unconfined));
+        assert_eq!(
+            "/etc/p.json".parse::<Seccomp>(),
+            Ok(Seccomp::Profile("/etc/p.json".into()))
+        );
+        assert!("p.json".parse::<Seccomp>().is_err());
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub fn unit_level_digest(spec: &Spec) -> String {
         "restart-delay": spec.restart_delay,
         "start-timeout": spec.start_timeout,
         "stop-timeout": spec.stop_timeout,
-        "stop-signal": spec.stop_signal,
+                "stop-signal": spec.stop_signal,
+        "notify-access-all": props::needs_notify_access_all(spec),
     });
     super::digest(&unit_level.to_string())
 }

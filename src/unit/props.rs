@@ -391,8 +391,17 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
         props.push(Prop::KillSignal(s));
         props.push(Prop::SuccessExitStatus(s));
     }
+    if needs_notify_access_all(spec) {
+        props.push(Prop::NotifyAccess("all"));
+    }
     props.extend(resources(spec));
     props
+}
+
+/// With `--init`, the payload that reports readiness is not the unit's main process (the init
+/// is): systemd must accept notifications from the whole unit.
+pub fn needs_notify_access_all(spec: &Spec) -> bool {
+    spec.init == Some(true) && spec.notify == Some(crate::spec::Notify::Container)
 }
 
 /// The resource-control subset of [`translate`].

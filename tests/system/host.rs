@@ -47,6 +47,10 @@ pub const STUBBORN: &str = "/bin/stubborn";
 /// Payload: prints `NAME=value` (or `NAME=<unset>`) for each argument, then `ready`, then
 /// waits, exiting 0 on SIGTERM.
 pub const SHOW_ENV: &str = "/bin/show-env";
+/// The probe (`tests/probe`, see `probe_binary`), inside the busybox root file system.
+pub const PROBE: &str = "/bin/probe";
+/// Where `probe_volume()` puts the probe in a container (from an image, for example).
+pub const PROBE_MOUNT: &str = "/probe";
 
 pub struct Host {
     /// Host PID of the `unshare` process (our child).
@@ -1041,6 +1045,19 @@ fn build_rootfs(root: &Path) -> io::Result<()> {
         )));
     }
 
+    // The probe, for the tests from the inside. A failed build does not fail the boot: the
+    // tests that need the probe report it (`probe_binary`).
+    match probe_build() {
+        Ok(bin) => {
+            fs::copy(bin, root.join("bin/probe"))?;
+            fs::set_permissions(root.join("bin/probe"), fs::Permissions::from_mode(0o755))?;
+        }
+        Err(e) => eprintln!("testhost: no probe in the busybox root file system: {e}"),
+    }
+    // Hostile content, for the escape tests: symlinks that climb out of the root.
+    symlink("/../../../etc/hostname", root.join("escape"))?;
+    symlink("../../../../../../tmp", root.join("escape-dir"))?;
+
     fs::write(
         root.join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\n\
@@ -1088,6 +1105,136 @@ fn build_rootfs(root: &Path) -> io::Result<()> {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe
+
+static PROBE_BUILD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Bound for building the probe (a cold build compiles libc: a few seconds).
+const PROBE_BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The probe binary on the host, which is also its path inside the test host; built once
+/// per run. Panics with the build's output if it could not be built.
+pub fn probe_binary() -> &'static Path {
+    match probe_build() {
+        Ok(p) => p,
+        Err(e) => panic!("the probe could not be built:\n{e}"),
+    }
+}
+
+/// `HOST_PATH:/probe:ro`: the `-v` value that puts the probe into any container.
+pub fn probe_volume() -> String {
+    format!("{}:{PROBE_MOUNT}:ro", probe_binary().display())
+}
+
+fn probe_build() -> Result<&'static Path, &'static String> {
+    PROBE_BUILD.get_or_init(build_probe).as_deref()
+}
+
+/// Builds `tests/probe` (its own crate, not part of this one's build) as a static binary
+/// into `target/probe`, bounded in time, and checks that it needs no dynamic loader.
+fn build_probe() -> Result<PathBuf, String> {
+    let t0 = Instant::now();
+    let target = "x86_64-unknown-linux-gnu";
+    let target_dir = target_dir().join("probe");
+    fs::create_dir_all(&target_dir).map_err(|e| format!("{}: {e}", target_dir.display()))?;
+    let log_path = target_dir.join("build.log");
+    let log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--locked", "--quiet"])
+        .args(["--target", target])
+        .arg("--manifest-path")
+        .arg(repo_root().join("tests/probe/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C relocation-model=static",
+        )
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| format!("spawning cargo: {e}"))?;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if t0.elapsed() < PROBE_BUILD_TIMEOUT => {
+                thread::sleep(Duration::from_millis(20))
+            }
+            Ok(None) | Err(_) => {
+                // SAFETY: kill(2) on our child's process group.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(format!(
+                    "cargo build of tests/probe did not finish within {PROBE_BUILD_TIMEOUT:?}"
+                ));
+            }
+        }
+    };
+    let output = fs::read_to_string(&log_path).unwrap_or_default();
+    if !status.success() {
+        return Err(format!(
+            "cargo build of tests/probe failed ({status}):\n{output}"
+        ));
+    }
+    let bin = target_dir.join(target).join("release/probe");
+    if !elf_is_static(&bin)? {
+        return Err(format!(
+            "{} asks for a dynamic loader (PT_INTERP): not static",
+            bin.display()
+        ));
+    }
+    eprintln!("testhost: probe built in {:?}", t0.elapsed());
+    Ok(bin)
+}
+
+/// Whether an ELF64 little-endian executable has no program interpreter (a static binary;
+/// `ldd` says "not a dynamic executable").
+fn elf_is_static(path: &Path) -> Result<bool, String> {
+    let b = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || {
+        format!(
+            "{} is not an ELF64 little-endian executable",
+            path.display()
+        )
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return Err(bad());
+    }
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let phoff = u64_at(0x20).ok_or_else(bad)? as usize;
+    let phentsize = u16_at(0x36).ok_or_else(bad)?;
+    let phnum = u16_at(0x38).ok_or_else(bad)?;
+    const PT_INTERP: u32 = 3;
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        let p_type = b
+            .get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            .ok_or_else(bad)?;
+        if p_type == PT_INTERP {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 //! Tests that look at the whole store hold `fixtures::exclusive()`; the others hold
 //! `fixtures::shared()`.
 
-mod fixtures;
+pub(crate) mod fixtures;
 mod tree;
 
 mod auth;

@@ -8,13 +8,20 @@
 //! installed `cleat` and read systemd's view (`systemctl show`, `journalctl -u`, /proc).
 
 mod host;
+mod inside;
 
+mod bad_input;
 mod cli;
 mod config;
 mod declared;
 mod errors;
+mod escape;
 mod images;
+mod init;
+mod isolation;
 mod lifecycle;
 mod process;
 mod readiness;
+mod security;
 mod smoke;
+mod volumes;

@@ -66,6 +66,81 @@ const TOP_LEVEL: &[Field] = &[
                 .map_err(|e| e.0)
         });
     }),
+    value("domainname", |r, n, d| {
+        d.spec.domainname = r.checked(n, |s| {
+            crate::spec::value::check_hostname(s)
+                .map(|()| s.to_owned())
+                .map_err(|e| e.0.replace("hostname", "domain name"))
+        });
+    }),
+    value("network", |r, n, d| {
+        d.spec.network = r.string(n).and_then(|s| r.parse(n, s));
+    }),
+    value("read-only", |r, n, d| d.spec.read_only = r.boolean(n)),
+    value("volumes", |r, n, d| {
+        if let Some(v) = r.list(
+            n,
+            "an array of volumes (\"/host/path:/in/container:ro\", \"name:/path\")",
+            |s| crate::spec::MountSpec::parse_volume(s).map_err(|e| e.0),
+        ) {
+            d.spec.volumes = v;
+        }
+    }),
+    value("mounts", |r, n, d| {
+        if let Some(v) = r.mounts(n) {
+            d.spec.mounts = v;
+        }
+    }),
+    value("tmpfs", |r, n, d| {
+        if let Some(v) = r.list(n, "an array of tmpfs mounts (\"/run:size=64m\")", |s| {
+            crate::spec::MountSpec::parse_tmpfs(s).map_err(|e| e.0)
+        }) {
+            d.spec.tmpfs = v;
+        }
+    }),
+    value("volumes-from", |r, n, d| {
+        if let Some(v) = r.list(n, "an array of container names (\"db\", \"db:ro\")", |s| {
+            s.parse::<crate::spec::mounts::VolumesFrom>()
+                .map_err(|e| e.0)
+        }) {
+            d.spec.volumes_from = v;
+        }
+    }),
+    value("cap-add", |r, n, d| {
+        if let Some(v) = r.list(
+            n,
+            "an array of capabilities (\"NET_ADMIN\", \"ALL\")",
+            |s| crate::runtime::caps::canonical(s).map_err(|e| e.0),
+        ) {
+            d.spec.cap_add = v;
+        }
+    }),
+    value("cap-drop", |r, n, d| {
+        if let Some(v) = r.list(n, "an array of capabilities (\"NET_RAW\", \"ALL\")", |s| {
+            crate::runtime::caps::canonical(s).map_err(|e| e.0)
+        }) {
+            d.spec.cap_drop = v;
+        }
+    }),
+    value("seccomp", |r, n, d| {
+        d.spec.seccomp = r.string(n).and_then(|s| r.parse(n, s));
+    }),
+    value("no-new-privileges", |r, n, d| {
+        d.spec.no_new_privileges = r.boolean(n)
+    }),
+    value("ulimits", |r, n, d| r.ulimits(n, d)),
+    value("group-add", |r, n, d| {
+        if let Some(v) = r.list(n, "an array of group names or numbers", |s| {
+            if s.is_empty() || s.contains(':') || s.contains(char::is_whitespace) {
+                Err(format!("invalid group {s:?}"))
+            } else {
+                Ok(s.to_owned())
+            }
+        }) {
+            d.spec.group_add = v;
+        }
+    }),
+    value("init", |r, n, d| d.spec.init = r.boolean(n)),
     value("notify", |r, n, d| d.spec.notify = r.notify(n)),
     value("pull", |r, n, d| {
         d.spec.pull = r.string(n).and_then(|s| r.parse(n, s));
@@ -431,6 +506,99 @@ impl Reader<'_> {
                     r.problem(entry.key_pos, message);
                 } else if let Some(value) = r.string(&entry.node) {
                     draft.spec.env.insert(entry.key.clone(), value.to_owned());
+                }
+            });
+        }
+    }
+
+    fn boolean(&mut self, node: &Node) -> Option<bool> {
+        match &node.value {
+            Value::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(node, "true or false");
+                None
+            }
+        }
+    }
+
+    /// `mounts`: each either Docker's `--mount` string or a table of the same keys
+    /// (`{ type = "bind", source = "/srv", target = "/data", readonly = true }`).
+    fn mounts(&mut self, node: &Node) -> Option<Vec<crate::spec::MountSpec>> {
+        let Value::Array(items) = &node.value else {
+            self.wrong_type(node, "an array of mounts");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let parsed = self.within(Segment::Index(i), |r| {
+                let text = match &item.value {
+                    Value::String(s) => s.clone(),
+                    Value::Table(t) => r.mount_table_text(t)?,
+                    _ => {
+                        r.wrong_type(
+                            item,
+                            "a mount: \"type=bind,source=/a,target=/b\" or a table",
+                        );
+                        return None;
+                    }
+                };
+                crate::spec::MountSpec::parse_mount(&text)
+                    .map_err(|e| r.problem(item.pos, e.0))
+                    .ok()
+            });
+            out.extend(parsed);
+        }
+        (out.len() == items.len()).then_some(out)
+    }
+
+    /// A mount table as the `--mount` string it stands for.
+    fn mount_table_text(&mut self, table: &Table) -> Option<String> {
+        let mut parts = Vec::new();
+        for entry in &table.entries {
+            match &entry.node.value {
+                Value::String(s) if s.contains(',') => {
+                    self.problem(
+                        entry.node.pos,
+                        format!("{}: a value cannot contain ','", entry.key),
+                    );
+                    return None;
+                }
+                Value::String(s) => parts.push(format!("{}={s}", entry.key)),
+                Value::Integer(n) => parts.push(format!("{}={n}", entry.key)),
+                Value::Boolean(b) => parts.push(format!("{}={b}", entry.key)),
+                _ => {
+                    self.wrong_type(&entry.node, "a string, number or boolean");
+                    return None;
+                }
+            }
+        }
+        Some(parts.join(","))
+    }
+
+    /// `[ulimits]`: `nofile = 1024` or `nofile = "1024:2048"`.
+    fn ulimits(&mut self, node: &Node, draft: &mut Draft) {
+        let Some(table) = self.table(node, "a table of limits (nofile = \"1024:2048\")") else {
+            return;
+        };
+        for entry in &table.entries {
+            self.within(Segment::Key(entry.key.clone()), |r| {
+                if let Err(e) = crate::spec::Ulimit::resource(&entry.key) {
+                    r.problem(entry.key_pos, e.0);
+                    return;
+                }
+                let text = match &entry.node.value {
+                    Value::Integer(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    _ => {
+                        r.wrong_type(&entry.node, "a number or \"SOFT:HARD\"");
+                        return;
+                    }
+                };
+                if let Some(limit) = r.parse::<crate::spec::Ulimit>(&entry.node, &text) {
+                    draft
+                        .spec
+                        .ulimits
+                        .insert(entry.key.to_ascii_lowercase(), limit);
                 }
             });
         }

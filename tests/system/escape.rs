@@ -1,0 +1,246 @@
+//! Escape attempts from the inside, under default settings (issue 4): all must fail. Mount,
+//! remount of /, /proc/sysrq-trigger, /proc/sys, kernel modules, ptrace of a process of the
+//! test host, a device node opened after mknod, the classic chroot escape, raw sockets without
+//! NET_RAW, and host files reached through symlinks placed in a volume or in the image (also
+//! as mount targets).
+
+use std::os::unix::fs::symlink;
+
+use serde_json::Value;
+
+use crate::host::{Case, host};
+use crate::inside::{
+    HostTemp, assert_no_trace, attempts, errno, host_file_hash, ok, real_block_device,
+    run_in_rootfs,
+};
+
+#[test]
+fn escape_attempts_fail_under_default_settings() {
+    let h = host();
+    let c = Case::new("escape");
+    // A marker that exists only outside the container.
+    let marker = format!("/run/{}-marker", c.name);
+    h.write_file(&marker, "outside\n");
+    // A process of the test host (its PID there; the container must not reach it).
+    let dbus: i32 = h.prop("dbus.service", "MainPID").parse().unwrap_or(0);
+    assert!(dbus > 1, "no dbus-daemon in the test host to aim at");
+    let dbus = dbus.to_string();
+    let block = real_block_device();
+    let a = attempts(
+        &c.name,
+        &[],
+        // Remounts last: one that worked (it is undone) should not change what the others
+        // see.
+        &[
+            "mknod-block",
+            &block,
+            "mknod-char",
+            "1:11",
+            "chroot-escape",
+            &marker,
+            "sysrq",
+            "proc-sys-write",
+            "kmod",
+            "ptrace",
+            &dbus,
+            "mount",
+            "remount-root",
+            "remount-root-ro",
+        ],
+    );
+    h.remove(&marker);
+
+    // Mounting and remounting need CAP_SYS_ADMIN (and the filter refuses mount).
+    for action in ["mount", "remount-root", "remount-root-ro"] {
+        let r = a.get(action);
+        assert!(!ok(r), "{action} worked: {r}");
+        assert_eq!(errno(r), libc::EPERM, "{action}: {r}");
+    }
+    // /proc's read-only paths.
+    let r = a.get("sysrq");
+    assert!(!ok(r), "/proc/sysrq-trigger opened for writing: {r}");
+    if h.exists("/proc/sysrq-trigger") {
+        assert_eq!(errno(r), libc::EROFS, "{r}");
+    }
+    let r = a.get("proc-sys-write");
+    assert!(!ok(r), "/proc/sys written: {r}");
+    assert_eq!(errno(r), libc::EROFS, "{r}");
+    // Kernel modules: refused before the kernel looks at the (empty) image.
+    for action in ["init-module", "finit-module"] {
+        let r = a.get(action);
+        assert!(!ok(r), "{action} worked: {r}");
+        assert_eq!(errno(r), libc::EPERM, "{action}: {r}");
+    }
+    // A process of the test host is not even visible.
+    let r = a.get("ptrace");
+    assert!(
+        !ok(r),
+        "ptrace of the test host's dbus-daemon ({dbus}) worked: {r}"
+    );
+    assert!(
+        [libc::ESRCH, libc::EPERM].contains(&errno(r)),
+        "ptrace: {r}"
+    );
+    assert_eq!(r["target_visible"], false, "PID {dbus} is visible: {r}");
+    // Device nodes: making one may work (CAP_MKNOD), opening it must not.
+    for action in ["mknod-block", "mknod-char"] {
+        let r = a.get(action);
+        assert!(
+            !ok(r),
+            "{action} {}: the device could be opened: {r}",
+            r["device"]
+        );
+        if ok(&r["mknod"]) {
+            let open = &r["open"];
+            assert!(
+                [libc::EPERM, libc::EACCES].contains(&errno(open)),
+                "{action}: opening the node failed, but not for lack of permission: {r}"
+            );
+        }
+    }
+    // The classic chroot escape leads back to the container's own root.
+    let r = a.get("chroot-escape");
+    assert!(!ok(r), "chroot escape reached another root: {r}");
+    assert_ne!(
+        r["marker_visible"], true,
+        "the test host's {marker} is visible after the chroot escape: {r}"
+    );
+}
+
+#[test]
+fn raw_sockets_need_net_raw() {
+    let c = Case::new("rawsock");
+    // Docker's default set has NET_RAW.
+    let a = attempts(&c.name, &[], &["raw-socket"]);
+    let r = a.get("raw-socket");
+    assert!(ok(r), "no raw socket with the default capabilities: {r}");
+    let n = c.another("rawsock-drop");
+    let a = attempts(&n, &["--cap-drop", "NET_RAW"], &["raw-socket"]);
+    let r = a.get("raw-socket");
+    assert!(!ok(r), "a raw socket without NET_RAW: {r}");
+    assert_eq!(errno(r), libc::EPERM, "{r}");
+}
+
+#[test]
+fn remount_of_a_read_only_root_fails() {
+    let c = Case::new("escape-ro");
+    let a = attempts(
+        &c.name,
+        &["--read-only"],
+        &["remount-root-rw", "write", "/probe-written"],
+    );
+    let r = a.get("remount-root-rw");
+    assert!(!ok(r), "--read-only: / was remounted read-write: {r}");
+    assert_eq!(errno(r), libc::EPERM, "{r}");
+    let r = a.get("write");
+    assert!(!ok(r), "--read-only: / written: {r}");
+}
+
+/// Panics unless following `via` reached the very file `own` is (or both failed alike).
+#[track_caller]
+fn same_target(via: &Value, own: &Value) {
+    if ok(own) {
+        assert!(
+            ok(via),
+            "{} does not reach {}: {via}",
+            via["path"],
+            own["path"]
+        );
+        for k in ["dev", "ino", "fnv1a64", "reached"] {
+            assert_eq!(via[k], own[k], "{k}: {via} is not {own}");
+        }
+    } else {
+        assert!(!ok(via), "{} reaches something: {via}", via["path"]);
+        assert_eq!(errno(via), errno(own), "{via} vs {own}");
+    }
+}
+
+#[test]
+fn a_symlink_in_a_volume_does_not_reach_the_test_hosts_files() {
+    let c = Case::new("escape-vol");
+    let dir = HostTemp::new(&c.name);
+    host().write_file(&dir.join("marker"), "the volume\n");
+    symlink("/etc/shadow", host().path(&dir.join("escape"))).expect("symlink in the volume");
+    let vol = format!("{}:/vol", dir.path);
+    let a = attempts(
+        &c.name,
+        &["-v", &vol],
+        &[
+            "read",
+            "/vol/marker",
+            "follow-symlink",
+            "/vol/escape",
+            "follow-symlink",
+            "/etc/shadow",
+        ],
+    );
+    let r = a.at("read", "/vol/marker");
+    assert!(ok(r), "the volume is not there: {r}");
+    assert_eq!(r["head"], "the volume\n");
+    let via = a.at("follow-symlink", "/vol/escape");
+    assert_eq!(via["is_symlink"], true, "{via}");
+    same_target(via, a.at("follow-symlink", "/etc/shadow"));
+    if ok(via) {
+        assert_ne!(
+            via["fnv1a64"].as_str().map(str::to_string),
+            host_file_hash("/etc/shadow"),
+            "/vol/escape reads the test host's /etc/shadow: {via}"
+        );
+    }
+}
+
+#[test]
+fn a_symlink_in_the_image_does_not_reach_the_test_hosts_files() {
+    let c = Case::new("escape-img");
+    // The busybox root file system has /escape -> /../../../etc/hostname.
+    let a = attempts(
+        &c.name,
+        &[],
+        &[
+            "follow-symlink",
+            "/escape",
+            "follow-symlink",
+            "/etc/hostname",
+        ],
+    );
+    let via = a.at("follow-symlink", "/escape");
+    assert_eq!(via["is_symlink"], true, "{via}");
+    assert_eq!(via["link"], "/../../../etc/hostname", "{via}");
+    same_target(via, a.at("follow-symlink", "/etc/hostname"));
+}
+
+/// Mount targets are resolved inside the root: `/escape-dir` (a symlink to
+/// `../../../../../../tmp` in the image) leads to the container's /tmp, never the test host's.
+/// cleat may refuse such a target with a clear error; it must never mount or create anything
+/// outside the container.
+#[test]
+fn mount_targets_through_a_symlink_in_the_image_stay_inside() {
+    let h = host();
+    let c = Case::new("escape-target");
+    let dir = HostTemp::new(&c.name);
+    let t = format!("{}-t", c.name);
+    let v = format!("{}-v", c.name);
+    let tmpfs = format!("/escape-dir/{t}");
+    let vol = format!("{}:/escape-dir/{v}", dir.path);
+    let out = run_in_rootfs(&c.name, &["--tmpfs", &tmpfs, "-v", &vol], &["facts"]);
+    for leaked in [format!("/tmp/{t}"), format!("/tmp/{v}")] {
+        assert!(
+            !h.exists(&leaked),
+            "{leaked} appeared in the test host: a mount target left the root\n{out}"
+        );
+    }
+    if out.success() {
+        let f = crate::inside::Facts::from_output(&out);
+        for point in [format!("/tmp/{t}"), format!("/tmp/{v}")] {
+            assert!(
+                f.mount_at(&point).is_some(),
+                "nothing mounted at {point} inside the container:\n{}",
+                f.out
+            );
+        }
+    } else {
+        // Refused: the message names the target.
+        out.fails().reads_clean().says("/escape-dir/");
+        assert_no_trace(&c.name);
+    }
+}

@@ -1,0 +1,186 @@
+//! `--init` (issue 4): a tiny PID 1 of cleat's runs the payload as its child, reaps orphans,
+//! forwards the stop signal and exits with the payload's status.
+
+use std::time::Duration;
+
+use crate::host::{
+    Case, expect_active, expect_journal, expect_stopped, host, ps_entry, wait_until,
+};
+use crate::inside::{Facts, default_caps, facts, reports, run_in_rootfs};
+
+#[test]
+fn init_is_pid_1_and_the_payload_is_its_child() {
+    let c = Case::new("init-pid");
+    let f = facts(&c.name, &["--init"]);
+    assert!(
+        f.int("pid") >= 2,
+        "--init: the payload is PID {}:\n{}",
+        f.int("pid"),
+        f.out
+    );
+    assert_eq!(f.int("ppid"), 1, "--init: the payload's parent:\n{}", f.out);
+    assert_ne!(
+        f.v["pid1"]["comm"], "probe",
+        "--init: PID 1 is the payload: {}",
+        f.v["pid1"]
+    );
+    // Without it, the payload is PID 1.
+    let n = c.another("init-none");
+    let f = facts(&n, &[]);
+    assert_eq!(f.int("pid"), 1, "{}", f.out);
+}
+
+/// Runs `probe orphan` (an orphan that exits 50 ms after it is made, checked 500 ms later).
+#[track_caller]
+fn orphan_report(name: &str, flags: &[&str]) -> serde_json::Value {
+    let out = run_in_rootfs(name, flags, &["orphan", "500"]);
+    out.ok();
+    reports(&out)
+        .into_iter()
+        .find(|r| r.get("orphan").is_some())
+        .unwrap_or_else(|| panic!("no orphan report:\n{out}"))
+}
+
+#[test]
+fn init_reaps_orphans() {
+    let c = Case::new("init-reap");
+    let r = orphan_report(&c.name, &["--init"]);
+    assert!(
+        r["orphan_now"].is_null(),
+        "--init: the orphan is still there: {r}"
+    );
+    assert_eq!(r["zombies"], serde_json::json!([]), "--init: zombies: {r}");
+    // The check sees zombies when nobody reaps: the probe as PID 1 does not.
+    let n = c.another("init-reap-none");
+    let r = orphan_report(&n, &[]);
+    assert_eq!(
+        r["orphan_now"]["state"], "Z",
+        "without --init the orphan should stay a zombie of the probe: {r}"
+    );
+}
+
+/// Waits until a process named `comm` runs in the unit's cgroup.
+fn wait_for_process(unit: &str, comm: &str) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        let cg = host().prop(unit, "ControlGroup");
+        if cg.is_empty() {
+            return false;
+        }
+        let out = host().sh(&format!(
+            "for p in $(find '/sys/fs/cgroup{cg}' -name cgroup.procs -exec cat {{}} +); do \
+             cat /proc/$p/comm; done"
+        ));
+        out.stdout.lines().any(|l| l.trim() == comm)
+    })
+}
+
+#[test]
+fn init_forwards_the_stop_signal() {
+    let h = host();
+    // The contract's payload: a shell that exits 0 on SIGTERM while waiting for a child.
+    let c = Case::new("init-term");
+    let unit = c.adhoc_unit();
+    c.run(
+        &["-d", "--init"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; echo ready; sleep 1000 & wait",
+        ],
+    )
+    .ok();
+    expect_journal(&unit, "ready");
+    assert!(
+        wait_for_process(&unit, "sleep"),
+        "the payload's sleep never ran"
+    );
+    let out = h.cleat(&["stop", &c.name]);
+    out.ok();
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "stop took {:?}: SIGTERM not forwarded?",
+        out.elapsed
+    );
+    assert_eq!(expect_stopped(&unit, Duration::from_secs(3)), "inactive");
+    let e = ps_entry(&c.name, true).expect("listed by ps -a");
+    assert_eq!(e["exit_code"], 0, "{e}");
+
+    // A payload that handles nothing: as PID 1 it would ignore SIGTERM; under the init it
+    // gets it and dies, and the stop is not a failure.
+    let n = c.another("init-term-sleep");
+    let nunit = crate::host::adhoc_unit(&n);
+    h.cleat(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        &n,
+        "--rootfs",
+        c.rootfs(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    expect_active(&nunit);
+    assert!(wait_for_process(&nunit, "sleep"), "the payload never ran");
+    let out = h.cleat(&["stop", &n]);
+    out.ok();
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "stop of `sleep` under --init took {:?}: SIGTERM not forwarded?",
+        out.elapsed
+    );
+    assert_eq!(
+        expect_stopped(&nunit, Duration::from_secs(3)),
+        "inactive",
+        "a stop is not a failure"
+    );
+}
+
+#[test]
+fn init_exits_with_the_payloads_status() {
+    let h = host();
+    let c = Case::new("init-exit");
+    let out = c.run(&["--rm", "--init"], &["sh", "-c", "exit 7"]);
+    out.code_is(7);
+    let n = c.another("init-exit-sig");
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--init",
+        "--name",
+        &n,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        "kill -KILL $$",
+    ]);
+    out.code_is(137);
+}
+
+/// Beyond the letter of the contract: the init stays in the container's bounds (Docker's
+/// tini is an ordinary process of the container), so it holds no capability the payload
+/// could not have and is under the same seccomp filter.
+#[test]
+fn init_holds_no_more_privilege_than_the_container() {
+    let c = Case::new("init-priv");
+    let f: Facts = facts(&c.name, &["--init"]);
+    let pid1 = &f.v["pid1"];
+    let set = |s: &str| -> std::collections::BTreeSet<String> {
+        pid1["caps"][s]["names"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no Cap{s} of PID 1: {pid1}"))
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect()
+    };
+    for s in ["eff", "prm", "bnd"] {
+        let extra: Vec<String> = set(s).difference(&default_caps()).cloned().collect();
+        assert!(
+            extra.is_empty(),
+            "--init: PID 1 has Cap{s} beyond the container's: {extra:?}\n{pid1}"
+        );
+    }
+    assert_eq!(pid1["seccomp"], 2, "--init: PID 1 is not filtered: {pid1}");
+}
