@@ -51,6 +51,8 @@ pub fn run(payload: i32) -> ! {
     let Some(payload) = Pid::from_raw(payload) else {
         sys::exit_now(1);
     };
+    // What `ps` shows for PID 1 (it would say `cleat`, which is not what runs there).
+    let _ = rustix::thread::set_name(c"cleat-init");
     loop {
         let sig = match sys::wait_signal() {
             Ok(sig) => sig,

@@ -76,9 +76,9 @@ pub const PROPAGATION_MODES: &[&str] = &[
 ];
 
 /// Paths the container gets its own of, which no mount may cover or go below.
-const RESERVED_TREES: &[&str] = &["/proc", "/dev"];
-/// Paths no mount may cover (below them is allowed).
-const RESERVED_PATHS: &[&str] = &["/sys"];
+const RESERVED_TREES: &[&str] = &["/proc", "/dev/pts"];
+/// Paths no mount may cover (below them is allowed: `--tmpfs /dev/shm:size=1g`, as in Docker).
+const RESERVED_PATHS: &[&str] = &["/sys", "/dev"];
 
 /// Checks a volume name against Docker's rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
 pub fn check_volume_name(name: &str) -> Result<(), ValueError> {
@@ -105,7 +105,7 @@ pub fn check_volume_name(name: &str) -> Result<(), ValueError> {
 
 /// A path inside the container where something may be mounted: absolute, made clean (no
 /// empty or `.` components, no trailing `/`), without `..`, and not `/`, `/proc`, `/dev`, `/sys`
-/// or anything below `/proc` or `/dev`.
+/// or anything below `/proc` or `/dev/pts`.
 pub fn check_target(raw: &str) -> Result<String, ValueError> {
     if raw.is_empty() {
         return Err(ValueError("the container path is empty".into()));
@@ -883,7 +883,8 @@ mod tests {
             &["cannot mount over /proc/sys", "inside /proc"],
         );
         says(&vol_err("/a:/dev"), &["cannot mount over /dev"]);
-        says(&vol_err("/a:/dev/shm"), &["inside /dev"]);
+        says(&vol_err("/a:/dev/pts/0"), &["inside /dev/pts"]);
+        assert_eq!(vol("/a:/dev/shm").target, "/dev/shm");
         says(&vol_err("/a:/sys"), &["cannot mount over /sys"]);
         says(&vol_err("/a:/"), &["cannot mount over /"]);
         says(&vol_err("/a://"), &["cannot mount over /"]);
@@ -969,8 +970,8 @@ mod tests {
             &["not absolute"],
         );
         says(
-            &mount_err("type=bind,source=/a,target=/dev/shm"),
-            &["inside /dev"],
+            &mount_err("type=bind,source=/a,target=/dev/pts"),
+            &["cannot mount over /dev/pts"],
         );
         says(
             &mount_err("type=bind,source=/a,target=/proc"),

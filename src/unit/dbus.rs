@@ -178,6 +178,7 @@ fn to_value(v: &DbusValue) -> Value<'static> {
         DbusValue::Exec(cmds) => Value::from(cmds.clone()),
         DbusValue::ByteArrays(arrays) => Value::from(arrays.clone()),
         DbusValue::ExitStatusSet(codes, signals) => Value::from((codes.clone(), signals.clone())),
+        DbusValue::Pairs(pairs) => Value::from(pairs.clone()),
     }
 }
 

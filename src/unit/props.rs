@@ -94,6 +94,12 @@ pub enum Prop {
     MemoryMax(Limit<Bytes>),
     CpuQuota(Option<Cpus>),
     TasksMax(Limit<Count>),
+    /// `closed`: the unit's processes may use only the standard pseudo devices (null, zero,
+    /// full, random, urandom, tty, ptmx) and those `DeviceAllow` adds.
+    DevicePolicy(&'static str),
+    /// A device (a `/dev` path, or `char-GROUP`/`block-GROUP` from /proc/devices, globs
+    /// allowed) and the access to it (`r`, `w`, `m` for mknod).
+    DeviceAllow(&'static str, &'static str),
 }
 
 /// A D-Bus value of the types systemd's properties use.
@@ -111,6 +117,8 @@ pub enum DbusValue {
     ExitStatusSet(Vec<i32>, Vec<i32>),
     /// `aay`.
     ByteArrays(Vec<Vec<u8>>),
+    /// `a(ss)`.
+    Pairs(Vec<(String, String)>),
 }
 
 impl fmt::Display for DbusValue {
@@ -143,6 +151,7 @@ impl fmt::Display for DbusValue {
             DbusValue::ExitStatusSet(codes, signals) => {
                 write!(f, "(aiai) ({codes:?}, {signals:?})")
             }
+            DbusValue::Pairs(pairs) => write!(f, "a(ss) {pairs:?}"),
         }
     }
 }
@@ -234,6 +243,8 @@ impl Prop {
             Prop::MemoryMax(_) => (Service, "MemoryMax"),
             Prop::CpuQuota(_) => (Service, "CPUQuota"),
             Prop::TasksMax(_) => (Service, "TasksMax"),
+            Prop::DevicePolicy(_) => (Service, "DevicePolicy"),
+            Prop::DeviceAllow(..) => (Service, "DeviceAllow"),
         }
     }
 
@@ -257,9 +268,12 @@ impl Prop {
             | Prop::TimeoutStart(t)
             | Prop::TimeoutStop(t)
             | Prop::RestartDelay(t) => t.to_unit_file(),
-            Prop::Type(s) | Prop::NotifyAccess(s) | Prop::KillMode(s) | Prop::CollectMode(s) => {
-                (*s).to_owned()
-            }
+            Prop::Type(s)
+            | Prop::NotifyAccess(s)
+            | Prop::KillMode(s)
+            | Prop::CollectMode(s)
+            | Prop::DevicePolicy(s) => (*s).to_owned(),
+            Prop::DeviceAllow(device, access) => format!("{device} {access}"),
             Prop::ExecStart(c) | Prop::ExecStopPost(c) => exec(c),
             Prop::KillSignal(s) => s.to_string(),
             Prop::SuccessExitStatus(s) => (128 + s.number()).to_string(),
@@ -311,6 +325,11 @@ impl Prop {
             Prop::RestartDelay(t) => ("RestartUSec", V::U64(t.as_usec())),
             Prop::SyslogIdentifier(s) => ("SyslogIdentifier", V::Str(s.clone())),
             Prop::CollectMode(s) => ("CollectMode", V::Str((*s).into())),
+            Prop::DevicePolicy(s) => ("DevicePolicy", V::Str((*s).into())),
+            Prop::DeviceAllow(device, access) => (
+                "DeviceAllow",
+                V::Pairs(vec![((*device).into(), (*access).into())]),
+            ),
             Prop::AddRef(b) => ("AddRef", V::Bool(*b)),
             Prop::Environment(vars) => ("Environment", V::Strs(vars.clone())),
             Prop::LogExtraFields(fields) => (
@@ -486,6 +505,13 @@ pub fn base(kind: Kind, name: &str, exe: &str) -> Vec<Prop> {
         Prop::SuccessExitStatus(Signal::TERM),
         Prop::TimeoutStop(Timeout::from_secs(10)),
         Prop::SyslogIdentifier(name.into()),
+        // Docker's device rules, enforced by the unit's cgroup: the standard pseudo devices
+        // and pseudo terminals may be used; any device node may be made (CAP_MKNOD), none
+        // other opened, so that a container root cannot make /dev/sda and read the disk.
+        Prop::DevicePolicy("closed"),
+        Prop::DeviceAllow("char-pts", "rw"),
+        Prop::DeviceAllow("char-*", "m"),
+        Prop::DeviceAllow("block-*", "m"),
     ]
 }
 
@@ -508,11 +534,11 @@ pub fn transient(spec: &Spec, id: &str, exe: &str, unit_of: UnitNamer<'_>) -> Ve
 }
 
 /// Removes earlier occurrences of single-valued properties that a later one overrides
-/// (dependency lists accumulate, as in unit files).
+/// (dependency lists and device rules accumulate, as in unit files).
 fn dedup_last_wins(props: Vec<Prop>) -> Vec<Prop> {
     let mut out: Vec<Prop> = Vec::with_capacity(props.len());
     for p in props {
-        if !matches!(p, Prop::Dependency(..)) {
+        if !matches!(p, Prop::Dependency(..) | Prop::DeviceAllow(..)) {
             out.retain(|q| q.key() != p.key());
         }
         out.push(p);

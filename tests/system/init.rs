@@ -19,9 +19,9 @@ fn init_is_pid_1_and_the_payload_is_its_child() {
         f.out
     );
     assert_eq!(f.int("ppid"), 1, "--init: the payload's parent:\n{}", f.out);
-    assert_ne!(
-        f.v["pid1"]["comm"], "probe",
-        "--init: PID 1 is the payload: {}",
+    assert_eq!(
+        f.v["pid1"]["comm"], "cleat-init",
+        "--init: PID 1 is not cleat's init: {}",
         f.v["pid1"]
     );
     // Without it, the payload is PID 1.

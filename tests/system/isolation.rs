@@ -306,6 +306,33 @@ fn dev_holds_exactly_dockers_devices() {
     }
 }
 
+/// The unit's cgroup enforces Docker's device rules: the standard pseudo devices and pseudo
+/// terminals, mknod of anything, nothing else (a device node made inside cannot be opened:
+/// the escape tests try).
+#[test]
+fn device_rules_are_the_units() {
+    let h = host();
+    let c = Case::new("devrules");
+    c.run(&["-d"], &["sleep", "1000"]).ok();
+    let unit = c.adhoc_unit();
+    assert_eq!(h.prop(&unit, "DevicePolicy"), "closed");
+    let allow = h.prop(&unit, "DeviceAllow");
+    for rule in ["char-pts rw", "char-* m", "block-* m"] {
+        assert!(allow.contains(rule), "{unit}: DeviceAllow={allow}");
+    }
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    // A declared container: the template unit says the same.
+    let d = Case::new("devrules-decl");
+    d.declare(&format!(
+        "rootfs = \"{}\"\ncommand = [\"sleep\", \"1000\"]\n",
+        d.rootfs()
+    ));
+    h.daemon_reload();
+    let unit = d.declared_unit();
+    assert_eq!(h.prop(&unit, "DevicePolicy"), "closed");
+    assert_eq!(h.prop(&unit, "DeviceAllow"), allow);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Root file system and mounts
 
@@ -371,6 +398,9 @@ fn tmpfs_mounts() {
             "/scratch:size=1m,mode=1770",
             "--mount",
             "type=tmpfs,target=/t2",
+            // Below /dev is allowed (Docker's way to size /dev/shm without --shm-size).
+            "--tmpfs",
+            "/dev/shm:size=2m",
         ],
     );
     let m = f
@@ -385,6 +415,10 @@ fn tmpfs_mounts() {
         .mount_at("/t2")
         .unwrap_or_else(|| panic!("nothing at /t2:\n{}", f.out));
     assert_eq!(m["fs_type"], "tmpfs", "{m}");
+    let m = f
+        .mount_at("/dev/shm")
+        .unwrap_or_else(|| panic!("nothing at /dev/shm:\n{}", f.out));
+    assert!(super_options(m).contains("size=2048k"), "/dev/shm: {m}");
 }
 
 #[test]

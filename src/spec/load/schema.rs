@@ -880,3 +880,77 @@ fn missing_unit_type(name: &str) -> String {
         "{name:?} is not a unit name: it needs a type suffix such as .service or .target (did you mean \"{name}.service\"?)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = include_str!("../../../packaging/man/cleat.toml.5.md");
+
+    /// The KEYS section of the page (up to the next `# HEADING`; the TOML examples hold
+    /// `# comments`, which are not headings).
+    fn keys_section() -> &'static str {
+        let keys = &PAGE[PAGE.find("\n# KEYS\n").expect("KEYS section") + 1..];
+        let end = keys
+            .match_indices("\n# ")
+            .find(|(i, _)| keys[i + 3..].starts_with(|c: char| c.is_ascii_uppercase()))
+            .map_or(keys.len(), |(i, _)| i);
+        &keys[..end]
+    }
+
+    /// The `## …` headings of the KEYS section, split into the keys they document.
+    fn documented() -> Vec<String> {
+        keys_section()
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .flat_map(|h| h.split(", "))
+            .map(|k| k.trim_matches(['[', ']']).to_owned())
+            .collect()
+    }
+
+    /// Every key a definition may hold has its section in cleat.toml(5), and every section
+    /// there is a key.
+    #[test]
+    fn every_key_is_documented() {
+        let mut known: Vec<String> = TOP_LEVEL
+            .iter()
+            .filter(|f| f.key != "name")
+            .map(|f| f.key.to_owned())
+            .collect();
+        let mut documented = documented();
+        known.sort();
+        documented.sort();
+        assert_eq!(documented, known);
+    }
+
+    /// Every example in the KEYS section is a valid definition (with an image, where the
+    /// example has none).
+    #[test]
+    fn every_key_example_loads() {
+        let keys = keys_section();
+        let dir = std::env::temp_dir().join(format!("cleat-man-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let examples = keys.split("```toml\n").skip(1).flat_map(|block| {
+            // Alternatives are separated by `# or` lines.
+            block[..block.find("```").expect("closed block")].split("# or\n")
+        });
+        for (i, example) in examples.enumerate() {
+            let text = if example.contains("image =") || example.contains("rootfs =") {
+                example.to_owned()
+            } else if let Some(at) = example.find("\n[") {
+                // Top-level keys must come before the example's first table.
+                format!("image = \"x\"\n{}\n{}", &example[..at], &example[at..])
+            } else if example.starts_with('[') {
+                format!("image = \"x\"\n{example}")
+            } else {
+                format!("{example}image = \"x\"\n")
+            };
+            let path = dir.join(format!("example{i}.toml"));
+            std::fs::write(&path, &text).expect("write example");
+            if let Err(e) = super::super::load_file(&path) {
+                panic!("the example\n{example}\ndoes not load:\n{e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
