@@ -101,8 +101,11 @@ main_pid=$(nsenter -t "$systemd_pid" -a systemctl show -p MainPID --value contai
 run readlink /proc/1/ns/pid "/proc/$main_pid/ns/pid"
 run cleat ps
 
-say "Talking to it (from the private systemd's network namespace)"
-run busybox wget -q -O - http://127.0.0.1:8080/
+say "It has a network namespace of its own (loopback only until bridge networking lands)"
+run bash -c "(exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null && echo 'port 8080 answers on the host side' || echo 'nothing answers on port 8080 on the host side, as it should'"
+say "Talking to it inside its namespace, and looking at its privileges"
+run nsenter -t "$main_pid" -n busybox wget -q -O - http://127.0.0.1:8080/
+run grep -E '^(Cap(Eff|Bnd)|Seccomp|NoNewPrivs):' "/proc/$main_pid/status"
 run journalctl -u container@demo --no-pager -o cat
 
 say "An ad-hoc container: cleat run makes a transient unit and passes the exit code through"
