@@ -91,15 +91,23 @@ pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> io::Error {
 /// Marks every file descriptor from `first` up close-on-exec (`close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC`, Linux 5.11+), so that nothing cleat holds leaks into the container.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
-    // SAFETY: close_range takes plain integers and only changes descriptor flags.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    close_range(first, libc::CLOSE_RANGE_CLOEXEC)
+}
+
+/// Closes every file descriptor from `first` up: for a process of cleat's that stays in the
+/// container without exec'ing (the `--init`), so that none of cleat's descriptors can be
+/// reached through its /proc/1/fd.
+///
+/// Only for a process that holds no `OwnedFd` above `first` any more (they would be closed
+/// twice).
+pub fn close_from(first: u32) -> io::Result<()> {
+    close_range(first, 0)
+}
+
+fn close_range(first: u32, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: close_range takes plain integers; with flags 0 it closes descriptors, which the
+    // callers guarantee nothing else owns.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     if ret == -1 {
         return Err(io::Error::last_os_error());
     }

@@ -127,21 +127,24 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let extra =
         cleat::rootfs::volumes::plan_mounts(spec, image, &VolumeStore::system(), &registry)?;
     let notify_mode = spec.notify.unwrap_or_default();
+    // The container's notifications go through a relay of ours (see `notify::Relay`), never
+    // straight to systemd's socket.
+    let relay = match notify_mode {
+        Notify::Container if notify::supervised() => {
+            let path = registry.state.dir(&name).join("notify");
+            Some(
+                notify::Relay::bind(&path)
+                    .with_context(|| format!("making the notification relay {}", path.display()))?,
+            )
+        }
+        _ => None,
+    };
     let options = RootfsOptions {
         read_only: spec.read_only.unwrap_or(false),
         etc_files,
         extra,
         workdir: Some(process.cwd.clone()),
-        notify_socket: match notify_mode {
-            Notify::Container if notify::supervised() => Some(notify::socket_path().ok_or_else(|| {
-                anyhow!(
-                    "notify = \"container\" needs systemd's notification socket as a file to pass into \
-                     the container, but NOTIFY_SOCKET is {:?}",
-                    std::env::var("NOTIFY_SOCKET").unwrap_or_default()
-                )
-            })?),
-            _ => None,
-        },
+        notify_socket: relay.as_ref().map(|r| r.path().to_owned()),
     };
     let mut process = process;
     if options.notify_socket.is_some() {
@@ -161,7 +164,14 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         init: spec.init.unwrap_or(false),
     };
     match launch::launch(&l)? {
-        Outcome::HandedOver { .. } => Ok(ExitCode::SUCCESS),
+        Outcome::HandedOver { pid } => {
+            if let Some(relay) = relay {
+                relay
+                    .run(pid)
+                    .context("relaying the container's notifications to systemd")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Outcome::Exited(code) => Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))),
     }
 }

@@ -51,6 +51,11 @@ pub fn run(payload: i32) -> ! {
     let Some(payload) = Pid::from_raw(payload) else {
         sys::exit_now(1);
     };
+    // None of cleat's descriptors may stay reachable through /proc/1/fd of the container; the
+    // caller has dropped the ones it owned.
+    if sys::close_from(3).is_err() {
+        sys::exit_now(1);
+    }
     // What `ps` shows for PID 1 (it would say `cleat`, which is not what runs there).
     let _ = rustix::thread::set_name(c"cleat-init");
     loop {

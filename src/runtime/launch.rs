@@ -15,7 +15,6 @@
 //! and returns its exit code, which is useful for debugging a definition by hand.
 
 use std::io;
-use std::time::Duration;
 
 use sd_notify::NotifyState;
 
@@ -41,9 +40,6 @@ pub fn namespaces(host_network: bool) -> CloneFlags {
         always | CloneFlags::NEWNET.0
     })
 }
-
-/// How long systemd may take to acknowledge `MAINPID=` before the start is abandoned.
-const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the payload may do: its capabilities, whether it may gain privileges, its system call
 /// filter (compiled before the clone), its resource limits.
@@ -150,7 +146,7 @@ fn parent(
             ],
         };
         notify::send(&states).map_err(LaunchError::Notify)?;
-        notify::barrier(BARRIER_TIMEOUT).map_err(LaunchError::Notify)?;
+        notify::barrier(notify::BARRIER_TIMEOUT).map_err(LaunchError::Notify)?;
     }
     sync::send(&sock, &Message::Go).map_err(LaunchError::Sync)?;
     match sync::recv(&sock).map_err(LaunchError::Sync)? {

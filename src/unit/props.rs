@@ -417,10 +417,13 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
     props
 }
 
-/// With `--init`, the payload that reports readiness is not the unit's main process (the init
-/// is): systemd must accept notifications from the whole unit.
+/// With `notify = "container"`, the container's notifications reach systemd through cleat's
+/// relay (`internal start`, which is no longer the main process once it has handed over):
+/// systemd must accept notifications from the whole unit. Only the relay can reach systemd's
+/// socket; the container cannot (it is not in its mount namespace), so this does not let the
+/// container send `MAINPID=`.
 pub fn needs_notify_access_all(spec: &Spec) -> bool {
-    spec.init == Some(true) && spec.notify == Some(crate::spec::Notify::Container)
+    spec.notify == Some(crate::spec::Notify::Container)
 }
 
 /// The resource-control subset of [`translate`].
@@ -495,7 +498,7 @@ pub fn base(kind: Kind, name: &str, exe: &str) -> Vec<Prop> {
     vec![
         Prop::Type("notify"),
         // Only the main process may notify: cleat while it hands over, the container's PID 1
-        // after. (With `all`, any process in the unit could redirect MAINPID.)
+        // after (with `notify = "container"`, cleat's relay: see `needs_notify_access_all`).
         Prop::NotifyAccess("main"),
         Prop::ExecStart(cmd("start", false)),
         Prop::ExecStopPost(cmd("stopped", true)),

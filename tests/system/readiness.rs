@@ -54,6 +54,66 @@ fn notify_container_waits_for_the_payloads_ready() {
     h.cleat(&["rm", "-f", &c.name]).ok();
 }
 
+/// The container's notifications go through cleat's relay: any process of the container may
+/// report (here a child of the shell, as user app), and what would let it reach beyond its
+/// unit is dropped: `MAINPID=` naming a process of the test host must not make systemd
+/// watch (and at stop, kill) that process.
+#[test]
+fn notify_container_relays_readiness_but_never_mainpid() {
+    let h = host();
+    let c = Case::new("ready-relay");
+    let dbus = h.prop("dbus.service", "MainPID");
+    assert!(dbus.parse::<u32>().is_ok_and(|p| p > 1), "dbus: {dbus}");
+    let script = format!(
+        "sd-notify STATUS=starting MAINPID={dbus}; sleep 0.3; \
+         sd-notify READY=1 STATUS=serving MAINPID={dbus} FDSTORE=1; exec sleep 1000"
+    );
+    let out = h.cleat(&[
+        "run",
+        "-d",
+        "--notify",
+        "container",
+        "-u",
+        "app",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &script,
+    ]);
+    out.ok();
+    let unit = c.adhoc_unit();
+    assert_eq!(h.prop(&unit, "ActiveState"), "active");
+    assert_eq!(h.prop(&unit, "StatusText"), "serving");
+    let main: u32 = h.prop(&unit, "MainPID").parse().expect("a main PID");
+    assert_ne!(
+        main.to_string(),
+        dbus,
+        "the container redirected the main PID"
+    );
+    // The main PID is still the container's own first process, in the unit's cgroup.
+    let cgroup = h.exec(&["cat", &format!("/proc/{main}/cgroup")]).stdout;
+    assert!(
+        cgroup.contains(&unit),
+        "main PID {main} is not the unit's: {cgroup}"
+    );
+    // The relay is gone: no cleat process stays with the running container.
+    let procs = h.exec(&[
+        "sh",
+        "-c",
+        &format!(
+            "cat /sys/fs/cgroup$(systemctl show -p ControlGroup --value {unit})/cgroup.procs \
+             | xargs -I@ cat /proc/@/comm"
+        ),
+    ]);
+    assert!(!procs.stdout.contains("cleat"), "{procs}");
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    // The test host's dbus-daemon survived the container's stop.
+    assert_eq!(h.prop("dbus.service", "MainPID"), dbus);
+}
+
 #[test]
 fn notify_container_that_never_reports_times_out() {
     let h = host();

@@ -10,8 +10,9 @@
 //!     probe try ACTION [ARG]...   attempts (see attempt.rs), one line per result; several
 //!                                 actions may follow each other
 //!     probe procs                 the processes of the PID namespace
-//!     probe orphan [MS]           makes an orphan that exits at once, waits MS ms (500),
-//!                                 and reports whether it is still there (a zombie)
+//!     probe orphan [MS]           makes an orphan that exits after 50 ms, waits until it
+//!                                 is reaped or has stayed a zombie for 300 ms (at most MS
+//!                                 ms, 500 by default), and reports what became of it
 
 mod attempt;
 mod facts;
@@ -140,6 +141,9 @@ fn split_facts(all: Json) -> Vec<Json> {
 /// A child forks a grandchild and exits at once; the grandchild (an orphan, now a child of
 /// the namespace's init, or of the nearest subreaper) exits after 50 ms. After `ms` ms,
 /// reports whether the orphan is still there, and every zombie of the namespace.
+/// How long an orphan must stay a zombie before `probe orphan` concludes nobody reaps it.
+const ZOMBIE_FOR_MS: u64 = 300;
+
 fn orphan(ms: u64) -> Json {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for two descriptors.
@@ -181,7 +185,24 @@ fn orphan(ms: u64) -> Json {
         return sys::outcome(Err(e)).set("stage", "reading the orphan's PID");
     }
     let orphan = i32::from_ne_bytes(buf);
-    std::thread::sleep(Duration::from_millis(ms));
+    // Until the orphan is gone (reaped), or has stayed a zombie long enough that nobody is
+    // going to reap it, or MS ms have passed: a loaded machine may take a while to run it.
+    let start = std::time::Instant::now();
+    let mut zombie_since = None;
+    while start.elapsed() < Duration::from_millis(ms) {
+        let Some(state) = facts::proc_stat(i64::from(orphan)) else {
+            break;
+        };
+        let is_zombie = matches!(state.get("state"), Some(Json::Str(s)) if s == "Z");
+        if !is_zombie {
+            zombie_since = None;
+        } else if zombie_since.get_or_insert_with(std::time::Instant::now).elapsed()
+            >= Duration::from_millis(ZOMBIE_FOR_MS)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let zombies: Vec<Json> = match facts::procs().get("procs") {
         Some(Json::Arr(list)) => list
             .iter()
@@ -196,7 +217,7 @@ fn orphan(ms: u64) -> Json {
         .set("ok", true)
         .set("pid", me)
         .set("orphan", orphan)
-        .set("waited_ms", ms)
+        .set("waited_ms", start.elapsed().as_millis() as u64)
         .set("orphan_now", facts::proc_stat(i64::from(orphan)))
         .set("zombies", Json::Arr(zombies))
 }
