@@ -276,20 +276,8 @@ impl Entry<'_> {
     fn copy_symlink(&self) -> io::Result<()> {
         let text = rustix::fs::readlinkat(self.src, self.name, Vec::new())?;
         rustix::fs::symlinkat(text.as_c_str(), self.dst, self.name)?;
-        rustix::fs::chownat(
-            self.dst,
-            self.name,
-            Some(Uid::from_raw(self.stat.st_uid)),
-            Some(Gid::from_raw(self.stat.st_gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?;
-        rustix::fs::utimensat(
-            self.dst,
-            self.name,
-            &times(self.stat),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?;
-        Ok(())
+        set_owner_at(self.dst, self.name, self.stat, AtFlags::SYMLINK_NOFOLLOW)?;
+        self.set_times()
     }
 
     /// A FIFO or a socket: a new node of the same type (opening one to copy it could block
@@ -308,19 +296,19 @@ impl Entry<'_> {
         if FileType::from_raw_mode(rustix::fs::fstat(&node)?.st_mode) != kind {
             return Err(io::Error::other("it changed while being copied"));
         }
-        rustix::fs::chownat(
-            &node,
-            "",
-            Some(Uid::from_raw(self.stat.st_uid)),
-            Some(Gid::from_raw(self.stat.st_gid)),
-            AtFlags::EMPTY_PATH,
-        )?;
+        set_owner_at(&node, "", self.stat, AtFlags::EMPTY_PATH)?;
         rustix::fs::chmodat(
             rustix::fs::CWD,
             fd_path(node.as_fd()).as_str(),
             mode_bits(self.stat),
             AtFlags::empty(),
         )?;
+        self.set_times()
+    }
+
+    /// Gives the copy (by name, never following it) the source's times: last, after
+    /// everything that changes it.
+    fn set_times(&self) -> io::Result<()> {
         rustix::fs::utimensat(
             self.dst,
             self.name,
@@ -381,6 +369,23 @@ fn times(stat: &Stat) -> Timestamps {
             tv_nsec: stat.st_mtime_nsec as _,
         },
     }
+}
+
+/// Gives `path` in `dir` (or, with `AtFlags::EMPTY_PATH` and an empty path, `dir` itself) the
+/// owner in `stat`.
+fn set_owner_at<P: rustix::path::Arg>(
+    dir: impl AsFd,
+    path: P,
+    stat: &Stat,
+    flags: AtFlags,
+) -> Result<(), Errno> {
+    rustix::fs::chownat(
+        dir,
+        path,
+        Some(Uid::from_raw(stat.st_uid)),
+        Some(Gid::from_raw(stat.st_gid)),
+        flags,
+    )
 }
 
 fn set_owner_and_mode(fd: BorrowedFd<'_>, stat: &Stat) -> Result<(), Errno> {

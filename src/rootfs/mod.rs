@@ -253,20 +253,7 @@ mod tests {
         let targets: Vec<_> = plan
             .mounts
             .iter()
-            .map(|m| match m {
-                Mount::Proc { target }
-                | Mount::Sysfs { target }
-                | Mount::Dev { target }
-                | Mount::Tmpfs { target, .. }
-                | Mount::Bind { target, .. }
-                | Mount::Volume { target, .. }
-                | Mount::Mask { target }
-                | Mount::ReadOnly { target }
-                | Mount::File { target, .. }
-                | Mount::Cgroup { target }
-                | Mount::EnsureDir { target } => target.as_str(),
-                Mount::ReadOnlyRoot => "/",
-            })
+            .map(|m| m.target().unwrap_or("/"))
             .collect();
         assert_eq!(targets[..4], ["/proc", "/dev", "/sys", "/sys/fs/cgroup"]);
         assert!(targets.contains(&"/proc/kcore") && targets.contains(&"/proc/sysrq-trigger"));

@@ -395,58 +395,27 @@ impl<'a> Realiser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Source;
-    use crate::spec::load::SearchPath;
-    use crate::state::AdhocRecord;
     use std::fs;
 
-    struct Scratch {
-        dir: PathBuf,
-        registry: Registry,
-        store: VolumeStore,
+    /// The volume module's scratch tree, with a host directory `host/www` to bind.
+    struct Scratch(crate::volume::testing::Scratch);
+
+    impl std::ops::Deref for Scratch {
+        type Target = crate::volume::testing::Scratch;
+        fn deref(&self) -> &Self::Target {
+            &self.0
+        }
     }
 
     impl Scratch {
         fn new(label: &str) -> Scratch {
-            let dir =
-                std::env::temp_dir().join(format!("cleat-plan-{}-{label}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join("etc")).unwrap();
-            fs::create_dir_all(dir.join("host/www")).unwrap();
-            Scratch {
-                registry: Registry {
-                    search: SearchPath::new(vec![dir.join("etc")]),
-                    state: StateDir::at(dir.join("state")),
-                },
-                store: VolumeStore::at(dir.join("volumes")),
-                dir,
-            }
+            let s = crate::volume::testing::Scratch::new(&format!("plan-{label}"));
+            fs::create_dir_all(s.dir.join("host/www")).unwrap();
+            Scratch(s)
         }
 
         fn host(&self, sub: &str) -> String {
             self.dir.join("host").join(sub).display().to_string()
-        }
-
-        fn spec(&self, name: &str, volumes: &[&str]) -> Spec {
-            let mut spec = Spec::new(name.parse().unwrap(), Source::Rootfs("/r".into()));
-            spec.volumes = volumes
-                .iter()
-                .map(|v| MountSpec::parse_volume(v).unwrap())
-                .collect();
-            spec
-        }
-
-        fn adhoc(&self, spec: Spec) {
-            self.registry
-                .state
-                .create_adhoc(&AdhocRecord {
-                    id: "0".repeat(32),
-                    spec,
-                    created_usec: 0,
-                    auto_remove: false,
-                    image: None,
-                })
-                .unwrap();
         }
 
         fn plan(&self, spec: &Spec, image: &ImageConfig) -> Result<Vec<Mount>, VolumeError> {
@@ -455,12 +424,6 @@ mod tests {
 
         fn volume_count(&self) -> usize {
             self.store.list().unwrap().len()
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.dir);
         }
     }
 
@@ -682,11 +645,11 @@ mod tests {
             "{err}"
         );
         let err = s
-            .plan(&s.spec("web", &[]), &image_with(&["/dev/x"]))
+            .plan(&s.spec("web", &[]), &image_with(&["/dev/pts/x"]))
             .unwrap_err();
         assert!(
             err.to_string()
-                .contains("the image declares a volume at \"/dev/x\""),
+                .contains("the image declares a volume at \"/dev/pts/x\""),
             "{err}"
         );
         assert_eq!(s.volume_count(), 0);

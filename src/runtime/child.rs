@@ -30,10 +30,7 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
             let _ = sync::send(&sock, &Message::SetupFailed(msg));
             sys::exit_now(EXIT_SETUP);
         }
-        Err(Failed::Exec(code, message)) => {
-            let _ = sync::send(&sock, &Message::ExecFailed { code, message });
-            sys::exit_now(i32::from(code));
-        }
+        Err(Failed::Exec(code, message)) => exec_failed(&sock, code, message),
     };
     if sync::send(&sock, &Message::Ready).is_err() {
         sys::exit_now(EXIT_SETUP);
@@ -52,32 +49,23 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
                 drop(sock);
                 super::init::run(payload);
             }
-            Err(e) => {
-                let message = format!("starting the payload under the init: {e}");
-                let _ = sync::send(
-                    &sock,
-                    &Message::ExecFailed {
-                        code: EXIT_CANNOT_INVOKE,
-                        message,
-                    },
-                );
-                sys::exit_now(i32::from(EXIT_CANNOT_INVOKE));
-            }
+            Err(e) => exec_failed(
+                &sock,
+                EXIT_CANNOT_INVOKE,
+                format!("starting the payload under the init: {e}"),
+            ),
         }
     }
     if let Err(e) = sys::reset_signals() {
-        let message = format!("resetting signals: {e}");
-        let _ = sync::send(
-            &sock,
-            &Message::ExecFailed {
-                code: EXIT_CANNOT_INVOKE,
-                message,
-            },
-        );
-        sys::exit_now(i32::from(EXIT_CANNOT_INVOKE));
+        exec_failed(&sock, EXIT_CANNOT_INVOKE, format!("resetting signals: {e}"));
     }
     let (code, message) = exec(&prepared);
-    let _ = sync::send(&sock, &Message::ExecFailed { code, message });
+    exec_failed(&sock, code, message)
+}
+
+/// Tells cleat the command cannot be run, and exits with `code` (126 or 127).
+fn exec_failed(sock: &OwnedFd, code: u8, message: String) -> ! {
+    let _ = sync::send(sock, &Message::ExecFailed { code, message });
     sys::exit_now(i32::from(code));
 }
 

@@ -15,6 +15,8 @@
 
 pub mod owned;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod usage;
 
 use std::fmt;

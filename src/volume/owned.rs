@@ -126,51 +126,7 @@ pub fn remove_anonymous(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::load::SearchPath;
-    use crate::spec::{MountSpec, Source, Spec};
-    use crate::state::AdhocRecord;
-
-    struct Scratch {
-        dir: std::path::PathBuf,
-        registry: Registry,
-        store: VolumeStore,
-    }
-
-    impl Scratch {
-        fn new(label: &str) -> Scratch {
-            let dir =
-                std::env::temp_dir().join(format!("cleat-owned-{}-{label}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join("etc")).unwrap();
-            Scratch {
-                registry: Registry {
-                    search: SearchPath::new(vec![dir.join("etc")]),
-                    state: StateDir::at(dir.join("state")),
-                },
-                store: VolumeStore::at(dir.join("volumes")),
-                dir,
-            }
-        }
-
-        fn adhoc(&self, spec: Spec) {
-            self.registry
-                .state
-                .create_adhoc(&AdhocRecord {
-                    id: "0".repeat(32),
-                    spec,
-                    created_usec: 0,
-                    auto_remove: false,
-                    image: None,
-                })
-                .unwrap();
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
+    use crate::volume::testing::Scratch;
 
     fn name(s: &str) -> Name {
         s.parse().unwrap()
@@ -178,7 +134,7 @@ mod tests {
 
     #[test]
     fn the_record_round_trips() {
-        let s = Scratch::new("record");
+        let s = Scratch::new("owned-record");
         let web = name("web");
         assert!(
             OwnedVolumes::read(&s.registry.state, &web)
@@ -200,11 +156,9 @@ mod tests {
 
     #[test]
     fn rm_v_removes_owned_volumes_unless_shared() {
-        let s = Scratch::new("rmv");
-        let root = Source::Rootfs("/r".into());
-        let owner = Spec::new(name("owner"), root.clone());
-        s.adhoc(owner);
-        let mut sharer = Spec::new(name("sharer"), root.clone());
+        let s = Scratch::new("owned-rmv");
+        s.adhoc(s.spec("owner", &[]));
+        let mut sharer = s.spec("sharer", &[]);
         sharer.volumes_from = vec![(&name("owner")).into()];
         let kept_one = s.store.create_anonymous().unwrap();
         let removed_one = s.store.create_anonymous().unwrap();
@@ -217,9 +171,7 @@ mod tests {
             .insert("/gone".into(), removed_one.name.clone());
         owned.write(&s.registry.state, &name("owner")).unwrap();
         // A named volume the owner mounts is never its to remove.
-        let mut with_named = Spec::new(name("named"), root);
-        with_named.volumes = vec![MountSpec::parse_volume("keepme:/k").unwrap()];
-        s.adhoc(with_named);
+        s.adhoc(s.spec("named", &["keepme:/k"]));
         s.store
             .create(&"keepme".parse().unwrap(), BTreeMap::new())
             .unwrap();

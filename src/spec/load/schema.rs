@@ -78,13 +78,12 @@ const TOP_LEVEL: &[Field] = &[
     }),
     value("read-only", |r, n, d| d.spec.read_only = r.boolean(n)),
     value("volumes", |r, n, d| {
-        if let Some(v) = r.list(
+        r.parse_list(
             n,
             "an array of volumes (\"/host/path:/in/container:ro\", \"name:/path\")",
-            |s| crate::spec::MountSpec::parse_volume(s).map_err(|e| e.0),
-        ) {
-            d.spec.volumes = v;
-        }
+            crate::spec::MountSpec::parse_volume,
+            &mut d.spec.volumes,
+        )
     }),
     value("mounts", |r, n, d| {
         if let Some(v) = r.mounts(n) {
@@ -92,35 +91,36 @@ const TOP_LEVEL: &[Field] = &[
         }
     }),
     value("tmpfs", |r, n, d| {
-        if let Some(v) = r.list(n, "an array of tmpfs mounts (\"/run:size=64m\")", |s| {
-            crate::spec::MountSpec::parse_tmpfs(s).map_err(|e| e.0)
-        }) {
-            d.spec.tmpfs = v;
-        }
+        r.parse_list(
+            n,
+            "an array of tmpfs mounts (\"/run:size=64m\")",
+            crate::spec::MountSpec::parse_tmpfs,
+            &mut d.spec.tmpfs,
+        )
     }),
     value("volumes-from", |r, n, d| {
-        if let Some(v) = r.list(n, "an array of container names (\"db\", \"db:ro\")", |s| {
-            s.parse::<crate::spec::mounts::VolumesFrom>()
-                .map_err(|e| e.0)
-        }) {
-            d.spec.volumes_from = v;
-        }
+        r.parse_list(
+            n,
+            "an array of container names (\"db\", \"db:ro\")",
+            str::parse,
+            &mut d.spec.volumes_from,
+        )
     }),
     value("cap-add", |r, n, d| {
-        if let Some(v) = r.list(
+        r.parse_list(
             n,
             "an array of capabilities (\"NET_ADMIN\", \"ALL\")",
-            |s| crate::runtime::caps::canonical(s).map_err(|e| e.0),
-        ) {
-            d.spec.cap_add = v;
-        }
+            crate::runtime::caps::canonical,
+            &mut d.spec.cap_add,
+        )
     }),
     value("cap-drop", |r, n, d| {
-        if let Some(v) = r.list(n, "an array of capabilities (\"NET_RAW\", \"ALL\")", |s| {
-            crate::runtime::caps::canonical(s).map_err(|e| e.0)
-        }) {
-            d.spec.cap_drop = v;
-        }
+        r.parse_list(
+            n,
+            "an array of capabilities (\"NET_RAW\", \"ALL\")",
+            crate::runtime::caps::canonical,
+            &mut d.spec.cap_drop,
+        )
     }),
     value("seccomp", |r, n, d| {
         d.spec.seccomp = r.string(n).and_then(|s| r.parse(n, s));
@@ -471,6 +471,20 @@ impl Reader<'_> {
             }
         }
         (values.len() == items.len()).then_some(values)
+    }
+
+    /// An array of strings, each parsed by one of the spec's value parsers, stored in `into` if
+    /// every one is valid (each that is not is a problem).
+    fn parse_list<T>(
+        &mut self,
+        node: &Node,
+        expected: &str,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+        into: &mut Vec<T>,
+    ) {
+        if let Some(values) = self.list(node, expected, |s| parse(s).map_err(|e| e.0)) {
+            *into = values;
+        }
     }
 
     fn strings(&mut self, node: &Node) -> Option<Vec<String>> {
