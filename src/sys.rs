@@ -104,6 +104,16 @@ pub fn close_from(first: u32) -> io::Result<()> {
     close_range(first, 0)
 }
 
+/// `prctl(PR_CAPBSET_DROP, index)`: removes one capability, by number, from the bounding set.
+pub fn capbset_drop(index: u8) -> io::Result<()> {
+    // SAFETY: prctl(PR_CAPBSET_DROP) takes plain integers and changes no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(index), 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn close_range(first: u32, flags: libc::c_uint) -> io::Result<()> {
     // SAFETY: close_range takes plain integers; with flags 0 it closes descriptors, which the
     // callers guarantee nothing else owns.

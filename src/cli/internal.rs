@@ -163,7 +163,14 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         security: &security,
         init: spec.init.unwrap_or(false),
     };
-    match launch::launch(&l)? {
+    let outcome = launch::launch(&l)?;
+    // The container started: the volumes it filled stay filled.
+    if let Err(e) = cleat::rootfs::volumes::mark_filled(&rootfs.mounts, &VolumeStore::system()) {
+        diag::warning(format_args!(
+            "recording the volumes filled from the image: {e}"
+        ));
+    }
+    match outcome {
         Outcome::HandedOver { pid } => {
             if let Some(relay) = relay {
                 relay

@@ -30,12 +30,13 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use super::mount::MountError;
-use super::resolve::{self, Create, fd_path};
+use super::resolve::fd_path;
 
-/// Below a directory descriptor, through no symlink and no magic link.
+/// Below a directory descriptor, through no symlink, no magic link and no mount point.
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
-    .union(ResolveFlags::NO_MAGICLINKS);
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
 
 /// A directory opened for reading entries and for the `*at` calls.
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -69,11 +70,29 @@ pub fn populate(root: BorrowedFd<'_>, target: &str, volume: &Path) -> Result<(),
     };
     let mut copier = Copier::new(source, destination);
     copier.run().map_err(|(path, e)| {
+        // Leave the volume as it was (empty, still under the lock), so that the next start
+        // fills it whole instead of finding it half full.
+        empty_volume(volume);
         failed(format!(
             "filling the volume for {target} from the image ({})",
             Path::new(target).join(&path).display()
         ))(e)
     })
+}
+
+/// Removes what a failed fill left in the volume directory (best effort: the start fails
+/// anyway). `remove_dir_all` never follows a symlink.
+fn empty_volume(volume: &Path) {
+    let Ok(entries) = std::fs::read_dir(volume) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+    }
 }
 
 /// The volume's directory itself, which must not be a symlink.
@@ -96,12 +115,25 @@ fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
 }
 
 /// The directory at `target` inside the root; `None` if there is nothing there, or something
-/// other than a directory.
+/// other than a directory, or if the path leaves the root's own file system (a symbolic link
+/// in the image to /proc, /sys or /dev, or into another mount): a volume is filled from the
+/// image, never from the kernel's files, which cleat would read with all its privileges.
 fn open_source(root: BorrowedFd<'_>, target: &str) -> io::Result<Option<OwnedFd>> {
-    let at = match resolve::resolve(root, target, Create::No) {
+    let how = ResolveFlags::IN_ROOT
+        .union(ResolveFlags::NO_MAGICLINKS)
+        .union(ResolveFlags::NO_XDEV);
+    let relative = target.trim_start_matches('/');
+    let relative = if relative.is_empty() { "." } else { relative };
+    let at = match rustix::fs::openat2(
+        root,
+        relative,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    ) {
         Ok(fd) => fd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(Errno::NOENT | Errno::XDEV) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let stat = rustix::fs::fstat(&at)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
@@ -486,7 +518,7 @@ mod tests {
         }
 
         fn populate(&self, target: &str) -> Result<(), MountError> {
-            let root = resolve::open_root(&self.root()).unwrap();
+            let root = super::super::resolve::open_root(&self.root()).unwrap();
             populate(root.as_fd(), target, &self.volume())
         }
     }

@@ -165,16 +165,62 @@ fn data(options: &str) -> std::ffi::CString {
     std::ffi::CString::new(options.split('\0').next().unwrap_or_default()).unwrap_or_default()
 }
 
+/// Whose path a mount point is, which decides how it is resolved inside the root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The container's own /proc, /sys and /dev and what is in them: no symbolic link may
+    /// be on the way (see [`resolve::resolve_plain`]).
+    Standard,
+    /// A mount the spec or cleat asks for (volumes, binds, tmpfs, /etc/hosts): symbolic
+    /// links in the image are followed inside the root, as Docker does, but the mount may not
+    /// land in the container's /proc or /dev/pts.
+    Container,
+}
+
+/// Opens (creating what is missing as `create` says) the mount point `target` inside `root`.
+fn mount_point(
+    root: BorrowedFd<'_>,
+    target: &str,
+    create: Create,
+    owner: Owner,
+) -> Result<OwnedFd, MountError> {
+    let at = match owner {
+        Owner::Standard => resolve::resolve_plain(root, target, create),
+        Owner::Container => resolve::resolve(root, target, create),
+    }
+    .step(|| format!("opening mount point {target}"))?;
+    if owner == Owner::Container {
+        // What the kernel says the path is on, wherever symbolic links led.
+        const PROC: i64 = 0x9fa0;
+        const DEVPTS: i64 = 0x1cd1;
+        let fs = rustix::fs::fstatfs(&at).step(|| format!("examining mount point {target}"))?;
+        #[allow(
+            clippy::unnecessary_cast,
+            reason = "f_type's type differs between targets"
+        )]
+        if matches!(fs.f_type as i64, PROC | DEVPTS) {
+            return Err(MountError {
+                step: format!("mounting on {target}"),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it leads into the container's /proc or /dev/pts (a symbolic link in the image?)",
+                ),
+            });
+        }
+    }
+    Ok(at)
+}
+
 /// Mounts a pseudo file system on `target` inside `root`.
 fn mount_fs(
     root: BorrowedFd<'_>,
     target: &str,
+    owner: Owner,
     fstype: &str,
     f: Flags,
     options: &str,
 ) -> Result<(), MountError> {
-    let at = resolve::resolve(root, target, Create::Dir)
-        .step(|| format!("creating mount point {target}"))?;
+    let at = mount_point(root, target, Create::Dir, owner)?;
     let options = data(options);
     rustix::mount::mount(
         fstype,
@@ -191,6 +237,7 @@ fn apply_mount(root: BorrowedFd<'_>, mount: &Mount) -> Result<(), MountError> {
         Mount::Proc { target } => mount_fs(
             root,
             target,
+            Owner::Standard,
             "proc",
             Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
             "",
@@ -201,7 +248,7 @@ fn apply_mount(root: BorrowedFd<'_>, mount: &Mount) -> Result<(), MountError> {
             target,
             options,
             flags: f,
-        } => mount_fs(root, target, "tmpfs", flags(*f), options),
+        } => mount_fs(root, target, Owner::Container, "tmpfs", flags(*f), options),
         Mount::Bind {
             source,
             target,
@@ -230,13 +277,13 @@ fn apply_mount(root: BorrowedFd<'_>, mount: &Mount) -> Result<(), MountError> {
             source,
             target,
             readonly,
-        } => bind(root, source, target, *readonly),
+        } => bind(root, source, target, *readonly, Owner::Container),
     }
 }
 
 fn mount_sysfs(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     let ro = Flags::RDONLY | Flags::NOSUID | Flags::NODEV | Flags::NOEXEC;
-    match mount_fs(root, target, "sysfs", ro, "") {
+    match mount_fs(root, target, Owner::Standard, "sysfs", ro, "") {
         // Without a network namespace of our own the kernel may refuse a new sysfs instance;
         // fall back to a read-only view of the host's, as runc does.
         Err(e)
@@ -245,7 +292,7 @@ fn mount_sysfs(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
                 Some(libc::EPERM) | Some(libc::EBUSY)
             ) =>
         {
-            bind(root, Path::new("/sys"), target, true)
+            bind(root, Path::new("/sys"), target, true, Owner::Standard)
         }
         other => other,
     }
@@ -260,13 +307,13 @@ fn bind(
     source: &Path,
     target: &str,
     readonly: bool,
+    owner: Owner,
 ) -> Result<(), MountError> {
     let is_dir = std::fs::metadata(source)
         .step(|| format!("bind source {}", source.display()))?
         .is_dir();
     let create = if is_dir { Create::Dir } else { Create::File };
-    let at =
-        resolve::resolve(root, target, create).step(|| format!("creating mount point {target}"))?;
+    let at = mount_point(root, target, create, owner)?;
     let at_path = fd_path(at.as_fd());
     if readonly {
         rustix::mount::mount_bind(source, at_path.as_str())
@@ -304,8 +351,7 @@ fn bind_tree(
     } else {
         Create::File
     };
-    let at =
-        resolve::resolve(root, target, create).step(|| format!("creating mount point {target}"))?;
+    let at = mount_point(root, target, create, Owner::Container)?;
     rustix::mount::mount_bind_recursive(source, fd_path(at.as_fd()).as_str())
         .step(|| format!("binding {} on {target}", source.display()))?;
     let top = resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
@@ -337,9 +383,11 @@ fn bind_tree(
     Ok(())
 }
 
-/// Opens `target` inside the root if it exists (`None` if it does not).
+/// Opens `target`, one of the container's standard paths (masks, read-only paths, its cgroup
+/// tree), inside the root if it exists (`None` if it does not). A symbolic link on the way is
+/// an error, not a reason to skip it.
 fn existing(root: BorrowedFd<'_>, target: &str) -> Result<Option<OwnedFd>, MountError> {
-    match resolve::resolve(root, target, Create::No) {
+    match resolve::resolve_plain(root, target, Create::No) {
         Ok(fd) => Ok(Some(fd)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).step(|| format!("opening {target}")),
@@ -377,7 +425,8 @@ fn read_only_in_place(root: BorrowedFd<'_>, target: &str) -> Result<(), MountErr
     let path = fd_path(at.as_fd());
     rustix::mount::mount_bind_recursive(path.as_str(), path.as_str())
         .step(|| format!("binding {target} onto itself"))?;
-    let top = resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
+    let top =
+        resolve::resolve_plain(root, target, Create::No).step(|| format!("reopening {target}"))?;
     crate::sys::set_readonly_recursive(top.as_fd()).step(|| format!("making {target} read-only"))
 }
 
@@ -435,6 +484,7 @@ fn mount_dev(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     mount_fs(
         root,
         target,
+        Owner::Standard,
         "tmpfs",
         Flags::NOSUID | Flags::STRICTATIME,
         "mode=755,size=65536k",
@@ -450,6 +500,7 @@ fn mount_dev(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     mount_fs(
         root,
         &format!("{target}/pts"),
+        Owner::Standard,
         "devpts",
         Flags::NOSUID | Flags::NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
@@ -457,6 +508,7 @@ fn mount_dev(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     mount_fs(
         root,
         &format!("{target}/shm"),
+        Owner::Standard,
         "tmpfs",
         Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
         "mode=1777,size=65536k",
@@ -464,6 +516,7 @@ fn mount_dev(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     mount_fs(
         root,
         &format!("{target}/mqueue"),
+        Owner::Standard,
         "mqueue",
         Flags::NOSUID | Flags::NODEV | Flags::NOEXEC,
         "",
@@ -471,7 +524,7 @@ fn mount_dev(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
 }
 
 fn open_dir(root: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, MountError> {
-    let at = resolve::resolve(root, path, Create::No).step(|| format!("opening {path}"))?;
+    let at = resolve::resolve_plain(root, path, Create::No).step(|| format!("opening {path}"))?;
     rustix::fs::openat(
         &at,
         ".",
@@ -509,6 +562,7 @@ fn make_device(
             &Path::new("/dev").join(name),
             &format!("{target}/{name}"),
             false,
+            Owner::Standard,
         ),
         Err(e) => Err(e).step(|| format!("creating device {target}/{name}")),
     }

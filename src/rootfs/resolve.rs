@@ -126,6 +126,52 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<O
     )?)
 }
 
+/// Where a symbolic link is refused: no component may be one.
+const PLAIN: ResolveFlags = RESOLVE.union(ResolveFlags::NO_SYMLINKS);
+
+/// Like [`resolve`], but no component of `path` may be a symbolic link (the error says so),
+/// and only directories are created. For the paths the container gets its own of (`/proc`,
+/// `/sys`, `/dev` and the masks in them): were `/proc` a symlink that a later mount on `/sys`
+/// or `/dev` hides, every mask under "/proc" would find nothing and be skipped, and the
+/// container would keep a writable /proc/sys.
+pub fn resolve_plain(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let open = |p: &str| match rustix::fs::openat2(root, relative(p), flags, Mode::empty(), PLAIN) {
+        Err(Errno::LOOP) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{p} is a symbolic link (or one is on the way), which is refused there"),
+        )),
+        other => other.map_err(io::Error::from),
+    };
+    match open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create != Create::No => {}
+        other => return other,
+    }
+    let mut done = String::new();
+    for name in components(path) {
+        if name == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path} contains \"..\""),
+            ));
+        }
+        let next = format!("{done}/{name}");
+        match open(&next) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let parent = reopen_dir(open(if done.is_empty() { "/" } else { &done })?.as_fd())?;
+                match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        done = next;
+    }
+    open(path)
+}
+
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
     path.split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -243,6 +289,32 @@ mod tests {
         );
         resolve(fd.as_fd(), "/run/host/notify", Create::File).unwrap();
         assert!(root.join("run/host/notify").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plain_resolution_creates_directories_and_refuses_any_symlink() {
+        let dir = scratch("plain");
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("sys")).unwrap();
+        symlink("/sys/link", root.join("proc")).unwrap();
+        symlink("/realproc", root.join("sys/link")).unwrap();
+        let fd = open_root(&root).unwrap();
+        for path in ["/proc", "/proc/sys", "/sys/link/x"] {
+            for create in [Create::No, Create::Dir] {
+                let err = resolve_plain(fd.as_fd(), path, create).unwrap_err();
+                assert!(err.to_string().contains("symbolic link"), "{path}: {err}");
+            }
+        }
+        assert!(!root.join("realproc").exists(), "created through a link");
+        resolve_plain(fd.as_fd(), "/dev/pts", Create::Dir).unwrap();
+        assert!(root.join("dev/pts").is_dir());
+        assert_eq!(
+            resolve_plain(fd.as_fd(), "/missing", Create::No)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -55,6 +55,29 @@ pub fn plan_mounts(
     Realiser::new(volumes, &registry.state).realise(entries)
 }
 
+/// Records that the volumes a plan filled (`populate`) are filled, so that no later start
+/// fills them again. Call it once the container has started: a start that failed before or
+/// while filling leaves the volume empty and unmarked, to be filled by the next one.
+pub fn mark_filled(mounts: &[Mount], volumes: &VolumeStore) -> Result<(), VolumeError> {
+    for mount in mounts {
+        if let Mount::Volume {
+            source,
+            populate: true,
+            ..
+        } = mount
+        {
+            let name = source
+                .parent()
+                .filter(|dir| dir.parent() == Some(volumes.root()))
+                .and_then(|dir| dir.file_name()?.to_str()?.parse::<VolumeName>().ok());
+            if let Some(name) = name {
+                volumes.mark_populated(&name)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One mount, checked but not yet backed by a volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -304,7 +327,7 @@ struct Realiser<'a> {
     state: &'a StateDir,
     /// The anonymous-volume records read, by owner, and whether each changed.
     owned: BTreeMap<Name, (OwnedVolumes, bool)>,
-    /// Volumes to mark as filled once the plan is complete.
+    /// Volumes this plan fills (each once, by its first mount).
     populated: Vec<VolumeName>,
 }
 
@@ -327,9 +350,6 @@ impl<'a> Realiser<'a> {
             if *changed {
                 record.write(self.state, owner)?;
             }
-        }
-        for name in &self.populated {
-            self.store.mark_populated(name)?;
         }
         Ok(mounts)
     }
@@ -493,6 +513,9 @@ mod tests {
                 populate: true
             }
         );
+        assert!(!data.meta.populated, "marked filled before the start");
+        mark_filled(&mounts, &s.store).unwrap();
+        let data = s.store.get(&"data".parse().unwrap()).unwrap().unwrap();
         assert!(
             data.meta.populated,
             "the first container to mount it fills it"
@@ -526,6 +549,10 @@ mod tests {
         let spec = s.spec("web", &["data:/data", "/anon"]);
         let image = image_with(&["/declared"]);
         let first = s.plan(&spec, &image).unwrap();
+        // A start that failed (nothing marked) fills at the next one.
+        let retried = s.plan(&spec, &image).unwrap();
+        assert_eq!(first, retried);
+        mark_filled(&first, &s.store).unwrap();
         let second = s.plan(&spec, &image).unwrap();
         assert_eq!(s.volume_count(), 3);
         for (a, b) in first.iter().zip(&second) {

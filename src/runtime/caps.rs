@@ -86,11 +86,25 @@ pub fn resolve(add: &[String], drop: &[String]) -> Result<CapsHashSet, ValueErro
 
 /// Cuts the bounding set down to `keep`, so that no setuid binary or file capability can
 /// bring back more. Needs CAP_SETPCAP: call it before changing user.
+///
+/// Every capability the running kernel has is dropped (up to /proc/sys/kernel/cap_last_cap),
+/// not only those this build knows by name: a newer kernel's would otherwise stay.
 pub fn drop_bounding(keep: &CapsHashSet) -> Result<(), String> {
-    for cap in all() {
-        if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
+    let keep: std::collections::HashSet<u8> = keep.iter().map(|c| c.index()).collect();
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .unwrap_or(63);
+    for index in (0..=last).filter(|i| !keep.contains(i)) {
+        match crate::sys::capbset_drop(index) {
+            // No such capability on this kernel (only when cap_last_cap was unreadable).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => {
+                return Err(format!(
+                    "dropping capability {index} from the bounding set: {e}"
+                ));
+            }
+            Ok(()) => {}
         }
     }
     Ok(())

@@ -52,7 +52,8 @@ pub fn run(payload: i32) -> ! {
         sys::exit_now(1);
     };
     // None of cleat's descriptors may stay reachable through /proc/1/fd of the container; the
-    // caller has dropped the ones it owned.
+    // caller dropped those it owned (and made this process non-dumpable before the payload
+    // existed: see `child::run`).
     if sys::close_from(3).is_err() {
         sys::exit_now(1);
     }

@@ -4,7 +4,9 @@
 //! NET_RAW, and host files reached through symlinks placed in a volume or in the image (also
 //! as mount targets).
 
+use std::fs;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -242,5 +244,114 @@ fn mount_targets_through_a_symlink_in_the_image_stay_inside() {
         // Refused: the message names the target.
         out.fails().reads_clean().says("/escape-dir/");
         assert_no_trace(&c.name);
+    }
+}
+
+/// A root file system of the test's own: busybox and whatever `links` (path, target) adds, in
+/// the test host's /tmp.
+fn hostile_rootfs(name: &str, links: &[(&str, &str)]) -> HostTemp {
+    let h = host();
+    let dir = HostTemp::new(name);
+    let root = h.path(&dir.path);
+    fs::create_dir_all(root.join("bin")).expect("bin");
+    fs::copy(
+        Path::new(&h.rootfs).join("bin/busybox"),
+        root.join("bin/busybox"),
+    )
+    .expect("copying busybox");
+    for (path, target) in links {
+        let at = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(at.parent().expect("a parent")).expect("parent directory");
+        symlink(target, at).expect("symlink");
+    }
+    dir
+}
+
+/// An image whose /proc is a symbolic link to a directory that a link under /sys (hidden by
+/// the container's own /sys once mounted) leads to would, if followed, get procfs mounted
+/// there and every mask and read-only path under "/proc" skipped as missing: a writable
+/// /proc/sys for a root payload (core_pattern runs a program as host root). Refused.
+#[test]
+fn an_image_cannot_move_proc_out_from_under_its_masks() {
+    let h = host();
+    let c = Case::new("escape-proc");
+    for (label, links) in [
+        (
+            "via-sys",
+            [("/proc", "/sys/link"), ("/sys/link", "/realproc")],
+        ),
+        (
+            "via-dev",
+            [("/proc", "/dev/link"), ("/dev/link", "/realproc")],
+        ),
+    ] {
+        let root = hostile_rootfs(&format!("{}-{label}", c.name), &links);
+        let n = c.another(&format!("escape-proc-{label}"));
+        let out = h.cleat(&[
+            "run",
+            "--rm",
+            "--name",
+            &n,
+            "--rootfs",
+            &root.path,
+            "/bin/busybox",
+            "cat",
+            "/realproc/sys/kernel/core_pattern",
+        ]);
+        out.code_is(125).reads_clean().says("symbolic link");
+        assert_no_trace(&n);
+    }
+}
+
+/// A volume is filled from the image, never from the kernel's files: a path in the image that
+/// leads into /proc is refused as a mount target, and into /sys it is mounted but filled with
+/// nothing (cleat would read them with all its privileges: kernel addresses, the host's
+/// boot id).
+#[test]
+fn a_volume_is_never_filled_from_proc_or_sys() {
+    let h = host();
+    let c = Case::new("escape-fill");
+    let root = hostile_rootfs(
+        &c.name,
+        &[
+            ("/data", "/proc/sys/kernel/random"),
+            ("/mods", "/sys/module"),
+        ],
+    );
+    let proc_volume = format!("{}-p", c.name);
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &c.name,
+        "-v",
+        &format!("{proc_volume}:/data"),
+        "--rootfs",
+        &root.path,
+        "/bin/busybox",
+        "true",
+    ]);
+    out.code_is(125).reads_clean().says("/proc");
+    assert_no_trace(&c.name);
+    let sys_volume = format!("{}-s", c.name);
+    let n = c.another("escape-fill-sys");
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &n,
+        "-v",
+        &format!("{sys_volume}:/mods"),
+        "--rootfs",
+        &root.path,
+        "/bin/busybox",
+        "true",
+    ])
+    .ok();
+    for volume in [&proc_volume, &sys_volume] {
+        let data = format!("/var/lib/cleat/volumes/{volume}/_data");
+        let listing = h.exec(&["ls", "-A", &data]);
+        assert_eq!(listing.stdout.trim(), "", "{volume} was filled: {listing}");
+        h.cleat(&["volume", "rm", volume]);
     }
 }

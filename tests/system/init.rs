@@ -205,3 +205,24 @@ fn init_holds_only_the_standard_descriptors() {
     assert_eq!(fds, ["0", "1", "2"], "the init (PID {main}) holds more");
     h.cleat(&["rm", "-f", &c.name]).ok();
 }
+
+/// The init runs the host's cleat binary: a root payload must not be able to open it through
+/// /proc/1/exe (and overwrite it once no cleat runs, as in CVE-2019-5736), nor read the
+/// init's environment.
+#[test]
+fn the_init_binary_is_out_of_the_containers_reach() {
+    let c = Case::new("init-exe");
+    let out = c.run(
+        &["--rm", "--init"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/1/exe >/dev/null 2>&1 && echo EXE-OPENED; \
+         cat /proc/1/environ >/dev/null 2>&1 && echo ENVIRON-READ; echo checked",
+        ],
+    );
+    out.ok();
+    assert!(out.stdout.contains("checked"), "{out}");
+    assert!(!out.stdout.contains("EXE-OPENED"), "{out}");
+    assert!(!out.stdout.contains("ENVIRON-READ"), "{out}");
+}
