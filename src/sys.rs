@@ -162,18 +162,41 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
-/// Makes the mount at `fd` and every mount below it read-only (`mount_setattr(2)` with
-/// `AT_RECURSIVE`, Linux 5.12+). A remount could only reach the top one.
-pub fn set_readonly_recursive(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// A mount propagation type for [`mount_setattr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Private,
+    Slave,
+}
+
+/// `mount_setattr(2)` (Linux 5.12+) on the mount at `fd` (attached or detached), and with
+/// `recursive` every mount below it: sets the `MOUNT_ATTR_*` bits in `set`, and the
+/// propagation type if one is given.
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    propagation: Option<Propagation>,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: set,
         attr_clr: 0,
-        propagation: 0,
+        propagation: match propagation {
+            None => 0,
+            Some(Propagation::Private) => libc::MS_PRIVATE,
+            Some(Propagation::Slave) => libc::MS_SLAVE,
+        },
         userns_fd: 0,
     };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
     let empty = c"";
     // SAFETY: `fd` is a valid descriptor for the call, the path is a NUL-terminated empty
     // string (with AT_EMPTY_PATH, the call acts on `fd` itself), and `attr` is a properly
@@ -183,7 +206,7 @@ pub fn set_readonly_recursive(fd: BorrowedFd<'_>) -> io::Result<()> {
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             empty.as_ptr(),
-            (libc::AT_EMPTY_PATH as libc::c_uint) | AT_RECURSIVE,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -192,6 +215,12 @@ pub fn set_readonly_recursive(fd: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Makes the mount at `fd` and every mount below it read-only. A remount could only reach the
+/// top one.
+pub fn set_readonly_recursive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    mount_setattr(fd, true, MOUNT_ATTR_RDONLY, None)
 }
 
 /// Brings a network interface up (`SIOCSIFFLAGS` with `IFF_UP`), in the calling process's

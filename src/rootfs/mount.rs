@@ -48,12 +48,13 @@ impl<T, E: Into<io::Error>> Step<T> for Result<T, E> {
 
 /// Mounts everything in `plan` and makes its root the process's `/`.
 pub fn apply(plan: &RootfsPlan) -> Result<(), MountError> {
-    // Nothing we mount may propagate back to the host.
+    // Nothing we mount may propagate back to the host; what the host mounts may still reach
+    // the bind mounts that ask for it (`rslave`). runc's default.
     rustix::mount::mount_change(
         "/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
     )
-    .step(|| "making the mount namespace private".into())?;
+    .step(|| "making the mount namespace a slave of the host's".into())?;
     // pivot_root needs the new root to be a mount point: the overlay is one; a plain
     // directory is bound onto itself.
     match &plan.overlay {
@@ -298,10 +299,46 @@ fn mount_sysfs(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     }
 }
 
+/// Attaches a copy of the mount tree at `source` (with `recursive`, the mounts below it too)
+/// on the mount point `at`, with `attrs` (`MOUNT_ATTR_*`) and `propagation` set on the copy
+/// while it is still detached: the mount is never visible without them, and nothing is looked
+/// up again by path in between (where a container sharing a volume could swap a directory for
+/// a symbolic link).
+fn attach_copy(
+    source: (BorrowedFd<'_>, &Path),
+    recursive: bool,
+    attrs: u64,
+    propagation: Option<(crate::sys::Propagation, bool)>,
+    at: BorrowedFd<'_>,
+) -> io::Result<()> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    if source.1.as_os_str().is_empty() {
+        flags |= OpenTreeFlags::AT_EMPTY_PATH;
+    }
+    let tree = rustix::mount::open_tree(source.0, source.1, flags)?;
+    if attrs != 0 {
+        crate::sys::mount_setattr(tree.as_fd(), recursive, attrs, None)?;
+    }
+    if let Some((kind, rec)) = propagation {
+        crate::sys::mount_setattr(tree.as_fd(), rec, 0, Some(kind))?;
+    }
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        at,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
 /// Binds `source` (a host path) on `target` (inside the root), read-only if asked. A
-/// read-only bind takes the source alone, without the mounts below it: a remount can only make
-/// the top mount read-only, and a writable submount (the host's /sys/fs/cgroup under /sys)
-/// must not slip through.
+/// read-only bind takes the source alone, without the mounts below it (and nosuid, nodev): a
+/// writable submount (the host's /sys/fs/cgroup under /sys) must not slip through.
 fn bind(
     root: BorrowedFd<'_>,
     source: &Path,
@@ -309,35 +346,33 @@ fn bind(
     readonly: bool,
     owner: Owner,
 ) -> Result<(), MountError> {
+    use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
     let is_dir = std::fs::metadata(source)
         .step(|| format!("bind source {}", source.display()))?
         .is_dir();
     let create = if is_dir { Create::Dir } else { Create::File };
     let at = mount_point(root, target, create, owner)?;
-    let at_path = fd_path(at.as_fd());
-    if readonly {
-        rustix::mount::mount_bind(source, at_path.as_str())
-    } else {
-        rustix::mount::mount_bind_recursive(source, at_path.as_str())
-    }
-    .step(|| format!("binding {} on {target}", source.display()))?;
-    if readonly {
-        // The remount must name the new mount, so resolve the target again now that it is
-        // covered.
-        let top =
-            resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
-        rustix::mount::mount_remount(
-            fd_path(top.as_fd()).as_str(),
-            Flags::BIND | Flags::RDONLY | Flags::NOSUID | Flags::NODEV,
-            "",
+    let (recursive, attrs) = if readonly {
+        (
+            false,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         )
-        .step(|| format!("making {target} read-only"))?;
-    }
-    Ok(())
+    } else {
+        (true, 0)
+    };
+    attach_copy(
+        (rustix::fs::CWD, source),
+        recursive,
+        attrs,
+        Some((crate::sys::Propagation::Private, recursive)),
+        at.as_fd(),
+    )
+    .step(|| format!("binding {} on {target}", source.display()))
 }
 
 /// A bind mount of a host tree (`-v`, `--mount type=bind`, volumes): recursive, like Docker's;
-/// read-only means every mount in it, not just the top one.
+/// read-only means every mount in it, not just the top one. Private (`rprivate`, Docker's
+/// default) unless `propagation` says `rslave` or `slave` (receive the host's new mounts).
 fn bind_tree(
     root: BorrowedFd<'_>,
     source: &Path,
@@ -345,42 +380,42 @@ fn bind_tree(
     readonly: bool,
     propagation: Option<&str>,
 ) -> Result<(), MountError> {
+    use crate::sys::Propagation;
     let meta = std::fs::metadata(source).step(|| format!("bind source {}", source.display()))?;
     let create = if meta.is_dir() {
         Create::Dir
     } else {
         Create::File
     };
+    let propagation = match propagation.unwrap_or("rprivate") {
+        "private" => (Propagation::Private, false),
+        "rprivate" => (Propagation::Private, true),
+        "slave" => (Propagation::Slave, false),
+        "rslave" => (Propagation::Slave, true),
+        other => {
+            return Err(MountError {
+                step: format!("mount propagation of {target}"),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unsupported mode {other:?}"),
+                ),
+            });
+        }
+    };
     let at = mount_point(root, target, create, Owner::Container)?;
-    rustix::mount::mount_bind_recursive(source, fd_path(at.as_fd()).as_str())
-        .step(|| format!("binding {} on {target}", source.display()))?;
-    let top = resolve::resolve(root, target, Create::No).step(|| format!("reopening {target}"))?;
-    if readonly {
-        crate::sys::set_readonly_recursive(top.as_fd())
-            .step(|| format!("making {target} read-only"))?;
-    }
-    if let Some(mode) = propagation {
-        let flags = match mode {
-            "private" => MountPropagationFlags::PRIVATE,
-            "rprivate" => MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-            "slave" => MountPropagationFlags::DOWNSTREAM,
-            "rslave" => MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
-            "shared" => MountPropagationFlags::SHARED,
-            "rshared" => MountPropagationFlags::SHARED | MountPropagationFlags::REC,
-            other => {
-                return Err(MountError {
-                    step: format!("mount propagation of {target}"),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!("unknown mode {other:?}"),
-                    ),
-                });
-            }
-        };
-        rustix::mount::mount_change(fd_path(top.as_fd()).as_str(), flags)
-            .step(|| format!("setting the propagation of {target} to {mode}"))?;
-    }
-    Ok(())
+    let attrs = if readonly {
+        crate::sys::MOUNT_ATTR_RDONLY
+    } else {
+        0
+    };
+    attach_copy(
+        (rustix::fs::CWD, source),
+        true,
+        attrs,
+        Some(propagation),
+        at.as_fd(),
+    )
+    .step(|| format!("binding {} on {target}", source.display()))
 }
 
 /// Opens `target`, one of the container's standard paths (masks, read-only paths, its cgroup
@@ -422,12 +457,14 @@ fn read_only_in_place(root: BorrowedFd<'_>, target: &str) -> Result<(), MountErr
     let Some(at) = existing(root, target)? else {
         return Ok(());
     };
-    let path = fd_path(at.as_fd());
-    rustix::mount::mount_bind_recursive(path.as_str(), path.as_str())
-        .step(|| format!("binding {target} onto itself"))?;
-    let top =
-        resolve::resolve_plain(root, target, Create::No).step(|| format!("reopening {target}"))?;
-    crate::sys::set_readonly_recursive(top.as_fd()).step(|| format!("making {target} read-only"))
+    attach_copy(
+        (at.as_fd(), Path::new("")),
+        true,
+        crate::sys::MOUNT_ATTR_RDONLY,
+        None,
+        at.as_fd(),
+    )
+    .step(|| format!("making {target} read-only"))
 }
 
 /// The container's cgroup hierarchy (its cgroup namespace makes its own cgroup the root),

@@ -224,6 +224,7 @@ fn parse_volume_options(text: &str) -> Result<VolumeOptions, String> {
                 }
             }
             o if PROPAGATION_MODES.contains(&o) => {
+                check_propagation(o)?;
                 if out.propagation.replace(o.to_owned()).is_some() {
                     return Err(twice());
                 }
@@ -232,6 +233,19 @@ fn parse_volume_options(text: &str) -> Result<VolumeOptions, String> {
         }
     }
     Ok(out)
+}
+
+/// Refuses the propagation modes cleat cannot honour: the container's mount namespace is a
+/// slave of the host's, so nothing mounted inside ever reaches the host, which is what
+/// `shared`/`rshared` would promise.
+fn check_propagation(mode: &str) -> Result<(), String> {
+    if mode.ends_with("shared") {
+        return Err(format!(
+            "bind propagation {mode} is not supported: mounts made in a container never reach \
+             the host (rslave lets the container see the host's new mounts)"
+        ));
+    }
+    Ok(())
 }
 
 /// "unknown KIND "x" (did you mean "y"?)" or "unknown KIND "x" (expected a, b, c)".
@@ -576,6 +590,7 @@ impl MountFields {
                 if !PROPAGATION_MODES.contains(&v) {
                     return Err(unknown("bind-propagation", v, PROPAGATION_MODES));
                 }
+                check_propagation(v)?;
                 self.propagation = Some(v.to_owned());
             }
             ("volume-driver", Some("local")) => {}
@@ -830,8 +845,16 @@ mod tests {
         assert!(m.read_only);
         assert!(!vol("/srv/www:/html:rw").read_only);
         assert_eq!(
-            vol("/a:/b:rshared,ro").propagation.as_deref(),
-            Some("rshared")
+            vol("/a:/b:rslave,ro").propagation.as_deref(),
+            Some("rslave")
+        );
+        says(
+            &vol_err("/a:/b:rshared"),
+            &["rshared is not supported", "rslave"],
+        );
+        says(
+            &mount_err("type=bind,src=/a,dst=/b,bind-propagation=shared"),
+            &["shared is not supported"],
         );
         let m = vol("/a:/b:ro,Z");
         assert!(m.read_only);
@@ -895,7 +918,7 @@ mod tests {
         );
         says(&vol_err("/a:/b:ro,rw"), &["more than once"]);
         says(&vol_err("/a:/b:ro,,z"), &["empty option"]);
-        says(&vol_err("/a:/b:shared,slave"), &["more than once"]);
+        says(&vol_err("/a:/b:private,slave"), &["more than once"]);
         says(&vol_err("/a:/b:nocopy"), &["nocopy", "volumes"]);
         says(&vol_err("v:/b:rshared"), &["propagation", "bind"]);
         says(&vol_err("/data:ro"), &["anonymous volume", "\"ro\""]);
@@ -1152,7 +1175,7 @@ mod tests {
     #[test]
     fn specs_round_trip_through_json() {
         for m in [
-            vol("/a:/b:ro,rshared"),
+            vol("/a:/b:ro,rslave"),
             vol("data:/d:nocopy"),
             vol("/anon"),
             tmpfs("/run:size=1m,mode=755,noexec"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::host::{Case, PROBE, expect_journal, expect_stopped, host};
+use crate::host::{Case, PROBE, expect_journal, expect_stopped, host, wait_until};
 use crate::images::fixtures::{PLAIN, image, registries, shared};
 use crate::inside::{
     Attempts, Facts, HostTemp, default_caps, errno, facts, facts_and_attempts, host_ns,
@@ -467,6 +467,54 @@ fn bind_mounts_read_only_and_read_write() {
             .unwrap_or_else(|| panic!("nothing at {point}:\n{}", f.out));
         assert_eq!(is_read_only(mnt), ro, "{point}: {mnt}");
     }
+}
+
+/// Bind mounts are private by default (Docker's `rprivate`): what the host mounts below the
+/// source later stays out of the container; with `rslave` it comes in. Nothing the container
+/// mounts reaches the host either way.
+#[test]
+fn bind_propagation_private_by_default_rslave_on_request() {
+    let h = host();
+    let c = Case::new("propagation");
+    let dir = HostTemp::new(&c.name);
+    h.exec(&["mkdir", "-p", &dir.join("sub")]).ok();
+    // The source must be a shared mount for the host's mounts to propagate anywhere.
+    h.exec(&["mount", "--bind", &dir.path, &dir.path]).ok();
+    h.exec(&["mount", "--make-shared", &dir.path]).ok();
+    let private = format!("{}:/private", dir.path);
+    let slave = format!("{}:/slave:rslave", dir.path);
+    c.run(&["-d", "-v", &private, "-v", &slave], &["sleep", "1000"])
+        .ok();
+    let main = h.prop(&c.adhoc_unit(), "MainPID");
+    // The test host mounts something below the source now.
+    let sub = dir.join("sub");
+    h.exec(&["mount", "-t", "tmpfs", "-o", "size=1m", "late", &sub])
+        .ok();
+    h.write_file(&format!("{sub}/marker"), "late\n");
+    let sees = |path: &str| {
+        h.exec(&["nsenter", "-t", &main, "-m", "cat", path])
+            .stdout
+            .contains("late")
+    };
+    let host_shared = h
+        .exec(&["findmnt", "-no", "PROPAGATION", "-T", &dir.path])
+        .stdout
+        .contains("shared");
+    assert!(
+        host_shared,
+        "the test host's /tmp is not a shared mount: rslave cannot be checked"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || sees("/slave/sub/marker")),
+        "an rslave bind did not get the host's new mount"
+    );
+    assert!(
+        !sees("/private/sub/marker"),
+        "a private bind got the host's new mount"
+    );
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.exec(&["umount", &sub]).ok();
+    h.exec(&["umount", &dir.path]).ok();
 }
 
 /// Removes a named volume at the end of a test.
