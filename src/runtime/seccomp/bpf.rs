@@ -38,6 +38,8 @@ const BPF_JMP_JA: u16 = 0x05;
 const BPF_JMP_JEQ_K: u16 = 0x15;
 /// `BPF_JMP | BPF_JGT | BPF_K`.
 const BPF_JMP_JGT_K: u16 = 0x25;
+/// `BPF_JMP | BPF_JGE | BPF_K`.
+const BPF_JMP_JGE_K: u16 = 0x35;
 /// `BPF_JMP | BPF_JSET | BPF_K`: jump if `A & k != 0`.
 const BPF_JMP_JSET_K: u16 = 0x45;
 /// `BPF_RET | BPF_K`.
@@ -50,12 +52,12 @@ const MAX_INSTRUCTIONS: usize = 4096;
 /// Builds the program for a plan; the error says why it cannot be built.
 pub fn assemble(plan: &Plan) -> Result<BpfProgram, String> {
     let mut program = prologue(plan);
-    for (&number, decision) in &plan.syscalls {
-        let block = decision_block(decision, &plan.default_action)?;
-        program.extend(dispatch(number, block.len()));
-        program.extend(block);
-    }
-    program.push(ret(&plan.default_action));
+    let blocks = plan
+        .syscalls
+        .iter()
+        .map(|(&number, decision)| Ok((number, decision_block(decision, &plan.default_action)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    program.extend(search(&blocks, &plan.default_action));
     if program.len() > MAX_INSTRUCTIONS {
         return Err(format!(
             "the filter has {} BPF instructions; the kernel accepts at most {MAX_INSTRUCTIONS}",
@@ -82,6 +84,42 @@ fn prologue(plan: &Plan) -> Vec<sock_filter> {
         program.extend([jump(BPF_JMP_JGT_K, highest, 0, 1), ret(&enosys)]);
     }
     program
+}
+
+/// Runs of at most this many system calls are matched one after the other; longer ones are
+/// split in two by a comparison.
+const LINEAR_RUN: usize = 4;
+
+/// The code that finds the block of the loaded system call number among `blocks` (ascending
+/// by number) by binary search, and returns `default` for a number not among them. Every path
+/// ends in a `ret`.
+///
+/// A binary search, not a list: a call is decided in about log2(n) comparisons instead of n/2
+/// (Docker's profile lists some 350), and the kernel, which emulates the filter for every
+/// system call number when it is installed (to cache the calls always allowed), does that
+/// work once per level instead of once per entry.
+fn search(blocks: &[(u32, Vec<sock_filter>)], default: &SeccompAction) -> Vec<sock_filter> {
+    if blocks.len() <= LINEAR_RUN {
+        let mut code = Vec::new();
+        for (number, block) in blocks {
+            code.extend(dispatch(*number, block.len()));
+            code.extend(block.iter().cloned());
+        }
+        code.push(ret(default));
+        return code;
+    }
+    let (low, high) = blocks.split_at(blocks.len() / 2);
+    let pivot = high[0].0;
+    let low = search(low, default);
+    let high = search(high, default);
+    // `jge` to a `ja` over the low half: conditional jumps reach only 255 instructions.
+    let mut code = vec![
+        jump(BPF_JMP_JGE_K, pivot, 0, 1),
+        stmt(BPF_JMP_JA, low.len() as u32),
+    ];
+    code.extend(low);
+    code.extend(high);
+    code
 }
 
 /// Enters the next `block_len` instructions if the loaded number is `number`, else skips them.
@@ -153,8 +191,6 @@ pub mod interpreter {
 
     /// `BPF_ALU | BPF_AND | BPF_K`.
     const BPF_ALU_AND_K: u16 = 0x54;
-    /// `BPF_JMP | BPF_JGE | BPF_K`.
-    const BPF_JMP_JGE_K: u16 = 0x35;
 
     /// Runs `program` on a system call and returns the `SECCOMP_RET_*` value.
     pub fn run(program: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
@@ -293,6 +329,55 @@ mod tests {
         assert_eq!(run(&p, x86, 41, [100, 0, 0, 0, 0, 0]), ALLOW);
         assert_eq!(run(&p, x86, 60, [0; 6]), EPERM);
         assert_eq!(run(&p, x86, 61, [0; 6]), EPERM);
+    }
+
+    /// The search finds every system call's block as a plain list of comparisons would, for
+    /// every number (listed or not, around every split point) and for arguments that match a
+    /// conditional rule or not; and its program is valid however far the jumps reach.
+    #[test]
+    fn search_decides_every_number_as_a_list_would() {
+        let x86 = Arch::X86_64.audit_arch();
+        let decisions: Vec<(u32, Decision)> = (0..400u32)
+            .filter(|n| n % 3 != 0)
+            .map(|n| {
+                let decision = match n % 4 {
+                    0 => Decision::default(),
+                    1 => Decision {
+                        conditional: vec![],
+                        otherwise: Some(SeccompAction::Allow),
+                    },
+                    _ => Decision {
+                        conditional: vec![(
+                            checks(&[(0, SeccompCmpOp::Eq, u64::from(n))]),
+                            SeccompAction::Errno(n),
+                        )],
+                        otherwise: Some(SeccompAction::Allow),
+                    },
+                };
+                (n, decision)
+            })
+            .collect();
+        let p = plan(decisions.clone(), None);
+        let program = assemble(&p).unwrap();
+        // The reference: one `jeq` per number, in order.
+        let mut list = prologue(&p);
+        for (number, decision) in &p.syscalls {
+            let block = decision_block(decision, &p.default_action).unwrap();
+            list.extend(dispatch(*number, block.len()));
+            list.extend(block);
+        }
+        list.push(ret(&p.default_action));
+        for nr in 0..420u32 {
+            for arg in [u64::from(nr), 0] {
+                let args = [arg, 0, 0, 0, 0, 0];
+                assert_eq!(
+                    run(&program, x86, nr, args),
+                    run(&list, x86, nr, args),
+                    "system call {nr}, first argument {arg}"
+                );
+            }
+        }
+        assert!(program.len() < list.len() + 2 * decisions.len());
     }
 
     #[test]
