@@ -8,9 +8,10 @@ use anyhow::anyhow;
 use clap::{Subcommand, ValueEnum};
 
 use cleat::containers::{Found, Registry};
-use cleat::spec::load;
+use cleat::image::pull;
+use cleat::spec::{Source, load};
 
-use super::{CmdResult, name};
+use super::{CmdResult, diag, name};
 
 #[derive(Clone, Copy, ValueEnum, Default)]
 pub enum ShowFormat {
@@ -83,7 +84,23 @@ pub fn config(cmd: ConfigCommand) -> CmdResult {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            println!("{}: OK ({})", loaded.spec.name, files.join(", "));
+            // What the first start would refuse: the user in the image, the seccomp profile,
+            // the mounts... (the image only if it is in the store: checking never pulls).
+            let spec = &loaded.spec;
+            let local = match &spec.source {
+                Source::Image(text) => pull::find_in_system_store(text),
+                Source::Rootfs(_) => None,
+            };
+            let unchecked = matches!(spec.source, Source::Image(_)) && local.is_none();
+            super::prepare::check(spec, local, &Registry::system())
+                .map_err(|e| anyhow!("{}: {e:#}", spec.name))?;
+            println!("{}: OK ({})", spec.name, files.join(", "));
+            if let (true, Source::Image(image)) = (unchecked, &spec.source) {
+                diag::note(format!(
+                    "{image} is not in the store: the user, groups and image volumes are checked \
+                     when it is (`cleat pull {image}`)"
+                ));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -60,6 +60,30 @@ pub(super) fn content(spec: &Spec, local: Option<LocalImage>) -> anyhow::Result<
     }
 }
 
+/// Everything a start would check that does not depend on the host at that moment: the user
+/// and groups in the image, the environment files, capabilities, the seccomp profile, limits
+/// and every mount. Creates nothing. Without the image (`local` is `None` for an image that is
+/// not in the store yet), only what does not need it.
+pub(super) fn check(
+    spec: &Spec,
+    local: Option<LocalImage>,
+    registry: &cleat::containers::Registry,
+) -> anyhow::Result<()> {
+    let image = match (&spec.source, local) {
+        (Source::Image(_), None) => {
+            security(spec)?;
+            ImageConfig::default()
+        }
+        (_, local) => {
+            let content = content(spec, local)?;
+            plan(spec, &content)?;
+            content.image
+        }
+    };
+    cleat::rootfs::volumes::check_mounts(spec, &image, registry)?;
+    Ok(())
+}
+
 /// The process to run (user, groups, environment, command, working directory) and what it may
 /// do.
 pub(super) fn plan(

@@ -103,10 +103,7 @@ fn preflight(spec: &Spec, image: Option<&Digest>, registry: &Registry) -> anyhow
         }
         _ => None,
     };
-    let content = super::prepare::content(spec, local)?;
-    super::prepare::plan(spec, &content)?;
-    cleat::rootfs::volumes::check_mounts(spec, &content.image, registry)?;
-    Ok(())
+    super::prepare::check(spec, local, registry)
 }
 
 /// Records a new ad-hoc container (nothing is recorded if any check fails).

@@ -129,6 +129,16 @@ pub async fn ensure(
         .image)
 }
 
+/// The image `reference` (as written in a definition) names in the system store, if the
+/// store has it, read without changing anything: no pull, no store created, no staging
+/// cleaned. For readers that must not write (the generator, `cleat config check`).
+pub fn find_in_system_store(reference: &str) -> Option<LocalImage> {
+    let reference = crate::image::parse_reference(reference).ok()?;
+    let store = Store::open_existing(crate::image::store::SYSTEM_ROOT).ok()??;
+    let digest = store.get_ref(&reference.to_string()).ok()??.digest;
+    load_manifest(&store, &reference, &digest).ok()
+}
+
 /// Loads an image of the store by manifest digest.
 pub fn load_manifest(
     store: &Store,

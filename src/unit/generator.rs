@@ -83,17 +83,8 @@ fn with_image_stop_signal(mut spec: Spec) -> Spec {
     let crate::spec::Source::Image(text) = &spec.source else {
         return spec;
     };
-    let signal = (|| {
-        let reference = crate::image::parse_reference(text).ok()?;
-        let store =
-            crate::image::store::Store::open_existing(crate::image::store::SYSTEM_ROOT).ok()??;
-        let digest = store.get_ref(&reference.to_string()).ok()??.digest;
-        crate::image::pull::load_manifest(&store, &reference, &digest)
-            .ok()?
-            .config
-            .defaults
-            .stop_signal
-    })();
+    let signal = crate::image::pull::find_in_system_store(text)
+        .and_then(|image| image.config.defaults.stop_signal);
     spec.stop_signal = signal;
     spec
 }

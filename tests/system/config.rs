@@ -29,6 +29,38 @@ fn config_check_accepts_a_valid_definition() {
     h.cleat(&["config", "check", &c.name]).ok();
 }
 
+/// `config check` also finds what only the first start would otherwise refuse: a user the
+/// image lacks, a missing bind source, a seccomp profile that does not compile. It creates
+/// nothing doing so.
+#[test]
+fn config_check_finds_what_a_start_would_refuse() {
+    let h = host();
+    let c = Case::new("check-deep");
+    let base = format!("rootfs = \"{}\"\ncommand = [\"true\"]\n", c.rootfs());
+    let missing = format!("/tmp/{}-missing", c.name);
+    let profile = format!("/tmp/{}-profile.json", c.name);
+    h.write_file(&profile, "{\"defaultAction\": \"SCMP_ACT_NOPE\"}\n");
+    for (extra, needle) in [
+        ("user = \"nosuchuser\"\n".to_string(), "nosuchuser"),
+        ("group-add = [\"nosuchgroup\"]\n".to_string(), "nosuchgroup"),
+        (
+            format!("volumes = [\"{missing}:/data\"]\n"),
+            missing.as_str(),
+        ),
+        (format!("seccomp = \"{profile}\"\n"), "SCMP_ACT_NOPE"),
+    ] {
+        c.declare(&format!("{base}{extra}"));
+        h.cleat(&["config", "check", &c.name])
+            .fails()
+            .reads_clean()
+            .says(needle);
+    }
+    assert!(!h.exists(&missing), "checking created the bind source");
+    h.remove(&profile);
+    c.declare(&format!("{base}user = \"app\"\n"));
+    h.cleat(&["config", "check", &c.name]).ok();
+}
+
 #[test]
 fn malformed_toml_is_reported_with_its_position() {
     let h = host();
