@@ -282,7 +282,8 @@ impl ContainerFlags {
 }
 
 /// `--security-opt`: Docker's `seccomp=…` and `no-new-privileges[=true|false]` (also
-/// `no-new-privileges:true`); options for security modules cleat does not use are refused.
+/// `no-new-privileges:true`); options for security modules cleat does not use are refused,
+/// except those that turn them off.
 fn apply_security_opt(spec: &mut Spec, opt: &str) -> Result<(), FlagError> {
     let bad = |message: String| FlagError {
         flag: "--security-opt",
@@ -298,9 +299,13 @@ fn apply_security_opt(spec: &mut Spec, opt: &str) -> Result<(), FlagError> {
         }
         ("no-new-privileges", None | Some("true")) => spec.no_new_privileges = Some(true),
         ("no-new-privileges", Some("false")) => spec.no_new_privileges = Some(false),
+        // Asking for no confinement by a security module cleat does not use: what the
+        // container gets anyway (scripts written for Docker pass these).
+        ("label", Some("disable")) | ("apparmor", Some("unconfined")) => {}
         ("label" | "apparmor", _) => {
             return Err(bad(format!(
-                "{opt:?}: cleat does not use SELinux labels or AppArmor profiles"
+                "{opt:?}: cleat does not use SELinux labels or AppArmor profiles \
+                 (only label=disable and apparmor=unconfined are accepted, and change nothing)"
             )));
         }
         _ => {
@@ -382,6 +387,35 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied())).unwrap();
         cli.flags
             .to_spec(&|k| (k == "FROM_HOST").then(|| "host".to_owned()))
+    }
+
+    #[test]
+    fn security_options() {
+        let s = spec(&[
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "label=disable",
+            "--security-opt",
+            "apparmor=unconfined",
+            "alpine",
+        ])
+        .unwrap();
+        assert_eq!(s.seccomp, Some(crate::spec::Seccomp::Unconfined));
+        assert_eq!(s.no_new_privileges, Some(true));
+        let s = spec(&["--security-opt", "no-new-privileges:false", "alpine"]).unwrap();
+        assert_eq!(s.no_new_privileges, Some(false));
+        for bad in [
+            "label=type:svirt_t",
+            "apparmor=docker-default",
+            "systempaths=x",
+            "seccomp",
+        ] {
+            let e = spec(&["--security-opt", bad, "alpine"]).unwrap_err();
+            assert_eq!(e.flag, "--security-opt", "{bad}");
+        }
     }
 
     #[test]
