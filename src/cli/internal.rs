@@ -131,6 +131,17 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     // straight to systemd's socket.
     let relay = match notify_mode {
         Notify::Container if notify::supervised() => {
+            // An abstract socket is reachable from any process of the network namespace: with
+            // the host's, the container could bypass the relay.
+            if host_network
+                && std::env::var_os("NOTIFY_SOCKET")
+                    .is_some_and(|s| s.as_encoded_bytes().starts_with(b"@"))
+            {
+                return Err(anyhow!(
+                    "notify = \"container\" with network = \"host\" needs systemd's notification \
+                     socket to be a file, not an abstract socket"
+                ));
+            }
             let path = registry.state.dir(&name).join("notify");
             Some(
                 notify::Relay::bind(&path)
@@ -171,10 +182,10 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         ));
     }
     match outcome {
-        Outcome::HandedOver { pid } => {
+        Outcome::HandedOver { pidfd, .. } => {
             if let Some(relay) = relay {
                 relay
-                    .run(pid)
+                    .run(std::os::fd::AsFd::as_fd(&pidfd))
                     .context("relaying the container's notifications to systemd")?;
             }
             Ok(ExitCode::SUCCESS)

@@ -63,8 +63,19 @@ pub fn populate(root: BorrowedFd<'_>, target: &str, volume: &Path) -> Result<(),
     {
         return Ok(());
     }
-    let Some(source) =
-        open_source(root, target).map_err(failed(format!("opening {target} in the image")))?
+    // The image's own file system alone, without what is mounted on it by now (/proc, /sys,
+    // /dev, other volumes): a detached copy of the root mount. A volume below another volume
+    // is filled from the image too, as in Docker.
+    let image = rustix::mount::open_tree(
+        root,
+        "",
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| failed(format!("opening the image for {target}"))(e.into()))?;
+    let Some(source) = open_source(image.as_fd(), target)
+        .map_err(failed(format!("opening {target} in the image")))?
     else {
         return Ok(());
     };
@@ -114,10 +125,10 @@ fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(true)
 }
 
-/// The directory at `target` inside the root; `None` if there is nothing there, or something
-/// other than a directory, or if the path leaves the root's own file system (a symbolic link
-/// in the image to /proc, /sys or /dev, or into another mount): a volume is filled from the
-/// image, never from the kernel's files, which cleat would read with all its privileges.
+/// The directory at `target` inside the image's root (a copy without submounts); `None` if
+/// there is nothing there, or something other than a directory, or if the path leaves that
+/// file system: a volume is filled from the image, never from the kernel's files (/proc,
+/// /sys), which cleat would read with all its privileges.
 fn open_source(root: BorrowedFd<'_>, target: &str) -> io::Result<Option<OwnedFd>> {
     let how = ResolveFlags::IN_ROOT
         .union(ResolveFlags::NO_MAGICLINKS)

@@ -46,8 +46,7 @@ pub enum Mount {
         source: PathBuf,
         target: String,
         readonly: bool,
-        /// `rprivate` unless said otherwise (`private`, `rslave`, `slave`, `rshared`,
-        /// `shared`).
+        /// `rprivate` unless said otherwise (`private`, `rslave`, `slave`).
         propagation: Option<String>,
     },
     /// A volume's directory bound into the container. When `populate` is set and the volume

@@ -448,11 +448,18 @@ fn mask(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
         )
         .step(|| format!("masking {target}"))
     } else {
-        rustix::mount::mount_bind("/dev/null", path.as_str()).step(|| format!("masking {target}"))
+        attach_copy(
+            (rustix::fs::CWD, Path::new("/dev/null")),
+            false,
+            0,
+            Some((crate::sys::Propagation::Private, false)),
+            at.as_fd(),
+        )
+        .step(|| format!("masking {target}"))
     }
 }
 
-/// Makes `target` read-only where it stands (bound onto itself, then remounted).
+/// Makes `target` read-only where it stands (a read-only copy of it mounted on top).
 fn read_only_in_place(root: BorrowedFd<'_>, target: &str) -> Result<(), MountError> {
     let Some(at) = existing(root, target)? else {
         return Ok(());

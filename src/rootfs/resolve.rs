@@ -129,8 +129,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Result<O
 /// Where a symbolic link is refused: no component may be one.
 const PLAIN: ResolveFlags = RESOLVE.union(ResolveFlags::NO_SYMLINKS);
 
-/// Like [`resolve`], but no component of `path` may be a symbolic link (the error says so),
-/// and only directories are created. For the paths the container gets its own of (`/proc`,
+/// Like [`resolve`], but no component of `path` may be a symbolic link (the error says so). For the paths the container gets its own of (`/proc`,
 /// `/sys`, `/dev` and the masks in them): were `/proc` a symlink that a later mount on `/sys`
 /// or `/dev` hides, every mask under "/proc" would find nothing and be skipped, and the
 /// container would keep a writable /proc/sys.
@@ -147,8 +146,9 @@ pub fn resolve_plain(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Re
         Err(e) if e.kind() == io::ErrorKind::NotFound && create != Create::No => {}
         other => return other,
     }
+    let names: Vec<String> = components(path).collect();
     let mut done = String::new();
-    for name in components(path) {
+    for (i, name) in names.iter().enumerate() {
         if name == ".." {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -160,9 +160,27 @@ pub fn resolve_plain(root: BorrowedFd<'_>, path: &str, create: Create) -> io::Re
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let parent = reopen_dir(open(if done.is_empty() { "/" } else { &done })?.as_fd())?;
-                match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
+                let last = i + 1 == names.len();
+                if last && create == Create::File {
+                    // O_EXCL with O_NOFOLLOW: never through a symlink planted meanwhile.
+                    match rustix::fs::openat(
+                        &parent,
+                        name.as_str(),
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::CLOEXEC
+                            | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    ) {
+                        Ok(_) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else {
+                    match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
             Err(e) => return Err(e),
@@ -309,6 +327,11 @@ mod tests {
         assert!(!root.join("realproc").exists(), "created through a link");
         resolve_plain(fd.as_fd(), "/dev/pts", Create::Dir).unwrap();
         assert!(root.join("dev/pts").is_dir());
+        resolve_plain(fd.as_fd(), "/dev/null", Create::File).unwrap();
+        assert!(
+            root.join("dev/null").is_file(),
+            "a file, to bind a device on"
+        );
         assert_eq!(
             resolve_plain(fd.as_fd(), "/missing", Create::No)
                 .unwrap_err()

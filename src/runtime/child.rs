@@ -43,20 +43,6 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
     if l.init {
         // `--init`: this process stays as the container's PID 1 and a child of it runs the
         // payload. The child keeps the handshake socket (its exec closes it); we drop ours.
-        //
-        // The init keeps running the host's cleat binary: it must not be dumpable, so that the
-        // container (even as root, without CAP_SYS_PTRACE) cannot open it through /proc/1/exe
-        // or read /proc/1/environ and /proc/1/mem (the way of CVE-2019-5736). Before the fork,
-        // so the payload never sees it otherwise; its exec makes the payload dumpable again.
-        if let Err(e) =
-            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        {
-            exec_failed(
-                &sock,
-                EXIT_CANNOT_INVOKE,
-                format!("preparing the init: {e}"),
-            );
-        }
         match sys::fork() {
             Ok(sys::Forked::Child) => {}
             Ok(sys::Forked::Parent(payload)) => {
@@ -130,6 +116,15 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
     rustix::process::chdir(p.cwd.as_str())
         .map_err(|e| format!("entering the working directory {}: {e}", p.cwd))?;
     super::limits::apply(&security.limits)?;
+    if l.init {
+        // The init keeps running the host's cleat binary: it must not be dumpable, so that the
+        // container (even as root, without CAP_SYS_PTRACE) cannot open it through /proc/1/exe
+        // or read /proc/1/environ and /proc/1/mem (the way of CVE-2019-5736). Now, before the
+        // filter (a profile may refuse prctl) and long before the payload exists; the
+        // payload's exec makes it dumpable again.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(|e| format!("preparing the init: {e}"))?;
+    }
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which only the setup has:
     // install it now (Docker's profile allows the rest of the setup's system calls).
     if !security.no_new_privileges {

@@ -63,10 +63,15 @@ pub struct Launch<'a> {
 }
 
 /// How it ended, from cleat's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// systemd now supervises the container's first process (host PID) as the main process.
-    HandedOver { pid: i32 },
+    /// `pidfd` refers to that process: opened while it was still waiting for the go-ahead, so
+    /// it can neither have ended nor its PID been reused (systemd, its parent, reaps it).
+    HandedOver {
+        pid: i32,
+        pidfd: std::os::fd::OwnedFd,
+    },
     /// Not under systemd: the container ran to completion with this exit code (128 + signal
     /// number if a signal ended it, as a shell reports it).
     Exited(i32),
@@ -132,6 +137,15 @@ fn parent(
             return Err(LaunchError::ChildDied);
         }
     }
+    let pidfd = if supervised {
+        let process = rustix::process::Pid::from_raw(pid).ok_or(LaunchError::ChildDied)?;
+        Some(
+            rustix::process::pidfd_open(process, rustix::process::PidfdFlags::empty())
+                .map_err(|e| LaunchError::Wait(e.into()))?,
+        )
+    } else {
+        None
+    };
     if supervised {
         let main_pid = u32::try_from(pid).map_err(|_| LaunchError::ChildDied)?;
         let states = match mode {
@@ -160,10 +174,10 @@ fn parent(
             return Err(LaunchError::ChildDied);
         }
     }
-    if !supervised {
-        return wait(pid).map(Outcome::Exited);
+    match pidfd {
+        Some(pidfd) => Ok(Outcome::HandedOver { pid, pidfd }),
+        None => wait(pid).map(Outcome::Exited),
     }
-    Ok(Outcome::HandedOver { pid })
 }
 
 /// Waits for our own child (the unsupervised case) and turns its status into an exit code.

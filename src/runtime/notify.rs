@@ -2,7 +2,7 @@
 //! systemd has read it (a barrier), and report readiness.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -71,6 +71,13 @@ pub struct Relay {
     path: std::path::PathBuf,
 }
 
+impl Drop for Relay {
+    /// The socket file goes with the relay, whether it ran or the start failed before.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// The largest notification message relayed (systemd itself reads at most a page of text).
 const MAX_MESSAGE: usize = 4096;
 
@@ -89,7 +96,27 @@ impl Relay {
             SocketFlags::CLOEXEC,
             None,
         )?;
-        rustix::net::bind(&socket, &SocketAddrUnix::new(path)?)?;
+        // Through the directory's descriptor: a socket address holds at most 107 bytes, and
+        // the state directory of a container with a long name is longer than that.
+        let (dir, name) = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => (dir, name),
+            _ => {
+                return Err(io::Error::other(
+                    "a relay socket needs a directory and a name",
+                ));
+            }
+        };
+        let dir = rustix::fs::open(
+            dir,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        let short = format!(
+            "/proc/self/fd/{}/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            name.to_string_lossy()
+        );
+        rustix::net::bind(&socket, &SocketAddrUnix::new(short.as_str())?)?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         Ok(Relay {
             socket,
@@ -103,19 +130,11 @@ impl Relay {
 
     /// Relays the container's notifications until it says `READY=1` (passed on, and
     /// acknowledged by systemd before this returns: systemd only accepts a message while its
-    /// sender is alive) or its process `pid` ends. The socket file is removed on return; later
-    /// notifications from the container find no one, as sd_notify(3) allows.
-    pub fn run(self, pid: i32) -> io::Result<()> {
-        let result = self.relay(pid);
-        let _ = std::fs::remove_file(&self.path);
-        result
-    }
-
-    fn relay(&self, pid: i32) -> io::Result<()> {
+    /// sender is alive) or its first process (`pidfd`) ends. The socket file is removed when
+    /// the relay goes; later notifications from the container find no one, as sd_notify(3)
+    /// allows.
+    pub fn run(self, pidfd: BorrowedFd<'_>) -> io::Result<()> {
         use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-        let pid = rustix::process::Pid::from_raw(pid)
-            .ok_or_else(|| io::Error::other("invalid container PID"))?;
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(16))];
         loop {
@@ -149,11 +168,20 @@ impl Relay {
                     Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
                     Err(e) => return Err(e.into()),
                 };
+                // A message longer than systemd would take is dropped whole, not cut.
+                if received.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+                    continue;
+                }
                 let text = String::from_utf8_lossy(&buf[..received.bytes]);
                 let (kept, ready) = filter(&text);
-                if !kept.is_empty() {
-                    let states: Vec<NotifyState<'_>> =
-                        kept.iter().map(|s| NotifyState::Custom(s)).collect();
+                let mut states: Vec<NotifyState<'_>> =
+                    kept.iter().map(|s| NotifyState::Custom(s)).collect();
+                if ready {
+                    // Once the relay is gone, only the main process may notify again (systemd
+                    // 254+; older ones ignore it), as without `notify = "container"`.
+                    states.push(NotifyState::Custom("NOTIFYACCESS=main"));
+                }
+                if !states.is_empty() {
                     send(&states)?;
                 }
                 if ready {

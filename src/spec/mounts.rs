@@ -43,8 +43,8 @@ pub struct MountSpec {
     pub target: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
-    /// Bind: mount propagation (`rprivate` by default; `private`, `rslave`, `slave`,
-    /// `rshared`, `shared`).
+    /// Bind: mount propagation (`rprivate` by default; `private`, `rslave`, `slave`; the
+    /// shared modes are refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
     /// Volume: do not fill a new volume with the image's content at the target.
@@ -179,7 +179,7 @@ pub fn check_host_path(raw: &str) -> Result<String, ValueError> {
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// The options of `-v` (`ro,nocopy,rshared,z`, ...), each kind at most once.
+/// The options of `-v` (`ro,nocopy,rslave,z`, ...), each kind at most once.
 #[derive(Debug, Default)]
 struct VolumeOptions {
     read_only: Option<bool>,
@@ -355,6 +355,7 @@ impl MountSpec {
         }
         spec.no_copy = options.no_copy;
         spec.propagation = options.propagation;
+        check_read_only_propagation(&spec)?;
         Ok(spec)
     }
 
@@ -655,7 +656,21 @@ impl MountFields {
         spec.no_copy = self.no_copy.unwrap_or(false);
         spec.size = self.size;
         spec.mode = self.mode;
+        check_read_only_propagation(&spec)?;
         Ok(spec)
+    }
+}
+
+/// A read-only bind that receives the host's later mounts would receive them writable: the
+/// read-only flag covers the mounts there are when the container starts (Docker refuses the
+/// same combination for recursive read-only binds).
+fn check_read_only_propagation(spec: &MountSpec) -> Result<(), String> {
+    match spec.propagation.as_deref() {
+        Some(mode @ ("slave" | "rslave")) if spec.read_only => Err(format!(
+            "a read-only bind cannot be {mode}: what the host mounts below it later would be \
+             writable in the container"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -845,12 +860,20 @@ mod tests {
         assert!(m.read_only);
         assert!(!vol("/srv/www:/html:rw").read_only);
         assert_eq!(
-            vol("/a:/b:rslave,ro").propagation.as_deref(),
+            vol("/a:/b:rslave,rw").propagation.as_deref(),
             Some("rslave")
         );
         says(
             &vol_err("/a:/b:rshared"),
             &["rshared is not supported", "rslave"],
+        );
+        says(
+            &vol_err("/a:/b:ro,rslave"),
+            &["read-only bind cannot be rslave"],
+        );
+        says(
+            &mount_err("type=bind,src=/a,dst=/b,readonly,bind-propagation=slave"),
+            &["read-only bind cannot be slave"],
         );
         says(
             &mount_err("type=bind,src=/a,dst=/b,bind-propagation=shared"),
@@ -948,10 +971,10 @@ mod tests {
             (m.kind, m.source.as_deref(), m.target.as_str(), m.read_only),
             (MountKind::Bind, Some("/a"), "/b", true)
         );
-        let m = mount("type=bind,src=/a/,dst=/b,ro=true,bind-propagation=rslave");
+        let m = mount("type=bind,src=/a/,dst=/b,ro=true,bind-propagation=rprivate");
         assert_eq!(m.source.as_deref(), Some("/a"));
         assert!(m.read_only);
-        assert_eq!(m.propagation.as_deref(), Some("rslave"));
+        assert_eq!(m.propagation.as_deref(), Some("rprivate"));
         assert!(!mount("type=bind,src=/a,destination=/b,readonly=false").read_only);
         assert!(mount("type=bind,src=/a,destination=/b,ro=1").read_only);
         // Keys are case-insensitive; the type defaults to volume.
@@ -1175,7 +1198,7 @@ mod tests {
     #[test]
     fn specs_round_trip_through_json() {
         for m in [
-            vol("/a:/b:ro,rslave"),
+            vol("/a:/b:ro,rprivate"),
             vol("data:/d:nocopy"),
             vol("/anon"),
             tmpfs("/run:size=1m,mode=755,noexec"),

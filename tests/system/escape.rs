@@ -355,3 +355,38 @@ fn a_volume_is_never_filled_from_proc_or_sys() {
         h.cleat(&["volume", "rm", volume]);
     }
 }
+
+/// A volume below another is filled from the image too (from the image's own file system,
+/// not from the volume mounted above it), as in Docker.
+#[test]
+fn a_nested_volume_is_filled_from_the_image() {
+    let h = host();
+    let c = Case::new("fill-nested");
+    let root = hostile_rootfs(&c.name, &[]);
+    let base = h.path(&root.path);
+    fs::create_dir_all(base.join("data/sub")).expect("data/sub");
+    fs::write(base.join("data/top"), "top\n").expect("top");
+    fs::write(base.join("data/sub/inner"), "inner\n").expect("inner");
+    let (outer, inner) = (format!("{}-o", c.name), format!("{}-i", c.name));
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &c.name,
+        "-v",
+        &format!("{outer}:/data"),
+        "-v",
+        &format!("{inner}:/data/sub"),
+        "--rootfs",
+        &root.path,
+        "/bin/busybox",
+        "cat",
+        "/data/top",
+        "/data/sub/inner",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout, "top\ninner\n", "{out}");
+    for volume in [&outer, &inner] {
+        h.cleat(&["volume", "rm", volume]).ok();
+    }
+}

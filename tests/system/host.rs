@@ -1137,7 +1137,18 @@ fn probe_build() -> Result<&'static Path, &'static String> {
 /// into `target/probe`, bounded in time, and checks that it needs no dynamic loader.
 fn build_probe() -> Result<PathBuf, String> {
     let t0 = Instant::now();
-    let target = "x86_64-unknown-linux-gnu";
+    // The host's own target, named explicitly so that RUSTFLAGS (static linking) apply to
+    // the probe only, not to build scripts.
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("rustc -vV: {e}"))?;
+    let target = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .ok_or("rustc -vV names no host target")?;
+    let target = target.as_str();
     let target_dir = target_dir().join("probe");
     fs::create_dir_all(&target_dir).map_err(|e| format!("{}: {e}", target_dir.display()))?;
     let log_path = target_dir.join("build.log");

@@ -114,6 +114,35 @@ fn notify_container_relays_readiness_but_never_mainpid() {
     assert_eq!(h.prop("dbus.service", "MainPID"), dbus);
 }
 
+/// The relay's socket lives in the container's state directory, whose path is longer than a
+/// socket address may be for a long container name.
+#[test]
+fn notify_container_with_a_long_name() {
+    let h = host();
+    let c = Case::new("ready-long");
+    let name = c.another(&"long".repeat(25));
+    assert!(name.len() > 100, "{name}");
+    h.cleat(&[
+        "run",
+        "-d",
+        "--notify",
+        "container",
+        "--name",
+        &name,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        "exec sd-notify READY=1 -- sleep 1000",
+    ])
+    .ok();
+    assert_eq!(
+        h.prop(&crate::host::adhoc_unit(&name), "ActiveState"),
+        "active"
+    );
+    h.cleat(&["rm", "-f", &name]).ok();
+}
+
 #[test]
 fn notify_container_that_never_reports_times_out() {
     let h = host();

@@ -9,11 +9,13 @@
 //!     ret  KILL_PROCESS
 //!     jgt  HIGHEST, 0, 1             ; if the plan has one
 //!     ret  ERRNO(ENOSYS)
-//!     jeq  NR, 0, <block length>     ; for each system call with rules, ascending
+//!     jge  PIVOT, 0, 1               ; a binary search over the numbers with rules:
+//!     ja   <high half>               ;   split in two at each level,
+//!     …                              ;   down to runs of a few, matched one by one:
+//!     jeq  NR, 0, <block length>
 //!       <rule> ret ACTION …          ;   argument-dependent rules, in order
 //!       ret  OTHERWISE               ;   no rule matched
-//!     …
-//!     ret  DEFAULT
+//!     ret  DEFAULT                   ;   a number without rules, at the end of each run
 //! ```
 //!
 //! Argument comparisons are seccompiler's ([`SeccompRule`]): a rule's code falls through to
