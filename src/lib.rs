@@ -10,6 +10,7 @@
 
 pub mod containers;
 pub mod image;
+pub mod network;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;

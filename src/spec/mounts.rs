@@ -12,7 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::load::suggest;
 use super::value::{Bytes, Name, ValueError};
@@ -82,13 +82,19 @@ const RESERVED_PATHS: &[&str] = &["/sys", "/dev"];
 
 /// Checks a volume name against Docker's rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
 pub fn check_volume_name(name: &str) -> Result<(), ValueError> {
-    let bad = |why: String| Err(ValueError(format!("invalid volume name {name:?}: {why}")));
+    check_docker_name("volume", name, VOLUME_NAME_MAX)
+}
+
+/// Checks the name of a `kind` of object (volume, network) against Docker's rule
+/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most `max` characters).
+pub fn check_docker_name(kind: &str, name: &str, max: usize) -> Result<(), ValueError> {
+    let bad = |why: String| Err(ValueError(format!("invalid {kind} name {name:?}: {why}")));
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return bad("it is empty".into());
     };
-    if name.len() > VOLUME_NAME_MAX {
-        return bad(format!("it is longer than {VOLUME_NAME_MAX} characters"));
+    if name.len() > max {
+        return bad(format!("it is longer than {max} characters"));
     }
     if !first.is_ascii_alphanumeric() {
         return bad(format!(
@@ -781,18 +787,7 @@ impl fmt::Display for VolumesFrom {
     }
 }
 
-impl Serialize for VolumesFrom {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for VolumesFrom {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::spec::value::serde_via_str!(VolumesFrom);
 
 /// A plain container name: its mounts as they are.
 impl From<&Name> for VolumesFrom {
