@@ -3,6 +3,7 @@
 //! rules in cleat's own table).
 //!
 //! - [`cidr`]: subnets and addresses, IPv4 and IPv6.
+//! - [`link`]: the bridge, veth pairs and the container's interface, over rtnetlink.
 //! - [`ipam`]: leases of addresses on a network, as files under /run, safe against crashes
 //!   and concurrent starts.
 //! - [`ports`]: `-p [ip:][hostPort:]containerPort[/proto]` and its ranges.
@@ -22,5 +23,6 @@
 
 pub mod cidr;
 pub mod ipam;
+pub mod link;
 pub mod ports;
 pub mod store;
