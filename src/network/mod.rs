@@ -4,6 +4,7 @@
 //!
 //! - [`cidr`]: subnets and addresses, IPv4 and IPv6.
 //! - [`link`]: the bridge, veth pairs and the container's interface, over rtnetlink.
+//! - [`nft`]: cleat's nftables table: published ports, outbound NAT.
 //! - [`ipam`]: leases of addresses on a network, as files under /run, safe against crashes
 //!   and concurrent starts.
 //! - [`ports`]: `-p [ip:][hostPort:]containerPort[/proto]` and its ranges.
@@ -24,5 +25,6 @@
 pub mod cidr;
 pub mod ipam;
 pub mod link;
+pub mod nft;
 pub mod ports;
 pub mod store;

@@ -3,7 +3,7 @@
 # everything is present: apt is only touched for what is missing.
 set -euo pipefail
 
-packages=(systemd dbus busybox-static util-linux iproute2 make gcc libc6-dev
+packages=(systemd dbus busybox-static util-linux iproute2 nftables make gcc libc6-dev
     # The image tests: fixture images (umoci, zstd, python3), registries (docker-registry,
     # htpasswd, openssl, the token server's python3-jwt and python3-cryptography), pushing and
     # checking them (skopeo).

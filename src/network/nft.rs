@@ -1,0 +1,504 @@
+//! cleat's nftables table, `inet cleat`: published ports (DNAT), outbound NAT (masquerade)
+//! and what a published port needs to work from the host itself. cleat never touches any
+//! other table or chain.
+//!
+//! The rules are fixed; what changes are the elements of a few sets and maps: the bridges and
+//! subnets of the networks in use, and one element per published port. Adding or removing a
+//! container adds or deletes its elements in one `nft` transaction and never rewrites another
+//! container's; `create element` refuses a host port that another container publishes.
+//!
+//! The table is written through `nft -f -` (the nftables tool, whose JSON and text formats
+//! are its stable interface).
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+use super::ports::Protocol;
+
+/// The table's family and name.
+pub const TABLE: &str = "inet cleat";
+
+/// The table with its sets, maps and rules, and no elements. Loaded with `create table`, so
+/// that of two starts racing to make it, one makes it whole and the other finds it.
+///
+/// - `publish4`/`publish6`: `protocol . host port : container address . port`, for ports
+///   published on every address of the host; `publish4_at`/`publish6_at` add the host
+///   address in front, for `-p IP:PORT:PORT`. Looked up for packets to a local address, from
+///   outside (prerouting) and from the host itself (output).
+/// - `bridges`, `subnets4`, `subnets6`: what masquerade applies to. Traffic from a container
+///   subnet leaving by another interface than cleat's bridges is masqueraded (outbound NAT);
+///   connections that were DNATed to a container from the host's loopback, or from another
+///   container (hairpin), are masqueraded on their way in, since the container could not
+///   answer those sources directly. Other clients keep their address.
+pub fn base_table() -> String {
+    format!(
+        "create table {TABLE}
+table {TABLE} {{
+    set bridges {{ type ifname; }}
+    set subnets4 {{ type ipv4_addr; flags interval; }}
+    set subnets6 {{ type ipv6_addr; flags interval; }}
+    map publish4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
+    map publish6 {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
+    map publish4_at {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+    map publish6_at {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}
+    chain publish {{
+        dnat ip to ip daddr . meta l4proto . th dport map @publish4_at
+        dnat ip6 to ip6 daddr . meta l4proto . th dport map @publish6_at
+        dnat ip to meta l4proto . th dport map @publish4
+        dnat ip6 to meta l4proto . th dport map @publish6
+    }}
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        fib daddr type local jump publish
+    }}
+    chain output {{
+        type nat hook output priority -100; policy accept;
+        fib daddr type local jump publish
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        ip saddr @subnets4 oifname != @bridges masquerade
+        ip6 saddr @subnets6 oifname != @bridges masquerade
+        oifname @bridges ct status dnat ip saddr 127.0.0.0/8 masquerade
+        oifname @bridges ct status dnat ip6 saddr ::1 masquerade
+        oifname @bridges ct status dnat ip saddr @subnets4 masquerade
+        oifname @bridges ct status dnat ip6 saddr @subnets6 masquerade
+    }}
+}}
+"
+    )
+}
+
+/// One published port, resolved: a host port (on one host address, or all), and where it
+/// leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub protocol: Protocol,
+    pub container_ip: IpAddr,
+    pub container_port: u16,
+}
+
+impl Published {
+    /// The map this port's element goes into, and its key.
+    fn map_and_key(&self) -> (&'static str, String) {
+        let v4 = self.container_ip.is_ipv4();
+        let proto = self.protocol;
+        match self.host_ip {
+            None => (
+                if v4 { "publish4" } else { "publish6" },
+                format!("{proto} . {}", self.host_port),
+            ),
+            Some(ip) => (
+                if v4 { "publish4_at" } else { "publish6_at" },
+                format!("{ip} . {proto} . {}", self.host_port),
+            ),
+        }
+    }
+
+    /// Whether this port's element fits its container address (an IPv4 host address cannot
+    /// lead to an IPv6 container address, and the other way round).
+    pub fn is_consistent(&self) -> bool {
+        self.host_ip
+            .is_none_or(|ip| ip.is_ipv4() == self.container_ip.is_ipv4())
+    }
+}
+
+/// The commands that add a container's published ports (`create`: a port another container
+/// publishes fails the whole transaction).
+pub fn add_ports(ports: &[Published]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let (map, key) = p.map_and_key();
+            format!(
+                "create element {TABLE} {map} {{ {key} : {} . {} }}\n",
+                p.container_ip, p.container_port
+            )
+        })
+        .collect()
+}
+
+/// The commands that delete a container's published ports.
+pub fn delete_ports(ports: &[Published]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let (map, key) = p.map_and_key();
+            format!("delete element {TABLE} {map} {{ {key} }}\n")
+        })
+        .collect()
+}
+
+/// The commands that add a network (its bridge and subnets) to what masquerade applies to
+/// (`add`: adding one that is there already is no error).
+pub fn add_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
+    let mut out = format!("add element {TABLE} bridges {{ \"{bridge}\" }}\n");
+    for subnet in subnets {
+        let set = if subnet.is_ipv4() {
+            "subnets4"
+        } else {
+            "subnets6"
+        };
+        out.push_str(&format!("add element {TABLE} {set} {{ {subnet} }}\n"));
+    }
+    out
+}
+
+/// The commands that remove a network from what masquerade applies to.
+pub fn delete_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
+    let mut out = format!("delete element {TABLE} bridges {{ \"{bridge}\" }}\n");
+    for subnet in subnets {
+        let set = if subnet.is_ipv4() {
+            "subnets4"
+        } else {
+            "subnets6"
+        };
+        out.push_str(&format!("delete element {TABLE} {set} {{ {subnet} }}\n"));
+    }
+    out
+}
+
+/// Runs `script` as one nftables transaction (`nft -f -`): all of it or nothing.
+pub fn apply(script: &str) -> io::Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("running nft: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let errno = if String::from_utf8_lossy(&output.stderr).contains("File exists") {
+        Some(libc::EEXIST)
+    } else {
+        None
+    };
+    let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    Err(match errno {
+        Some(code) => io::Error::new(
+            io::Error::from_raw_os_error(code).kind(),
+            format!("nft: {message}"),
+        ),
+        None => io::Error::other(format!("nft: {message}")),
+    })
+}
+
+/// Makes the table unless it exists (a racing start made it: fine).
+pub fn ensure_table() -> io::Result<()> {
+    match apply(&base_table()) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(
+        host_ip: Option<&str>,
+        host_port: u16,
+        container_ip: &str,
+        container_port: u16,
+    ) -> Published {
+        Published {
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+            host_port,
+            protocol: Protocol::Tcp,
+            container_ip: container_ip.parse().unwrap(),
+            container_port,
+        }
+    }
+
+    #[test]
+    fn elements_for_ports_and_networks() {
+        let ports = [
+            port(None, 8080, "10.89.0.5", 80),
+            port(Some("127.0.0.1"), 8081, "10.89.0.5", 81),
+            port(None, 8080, "fd89:c1ea::5", 80),
+            Published {
+                protocol: Protocol::Udp,
+                ..port(Some("::1"), 53, "fd89:c1ea::5", 5353)
+            },
+        ];
+        assert_eq!(
+            add_ports(&ports),
+            "create element inet cleat publish4 { tcp . 8080 : 10.89.0.5 . 80 }\n\
+             create element inet cleat publish4_at { 127.0.0.1 . tcp . 8081 : 10.89.0.5 . 81 }\n\
+             create element inet cleat publish6 { tcp . 8080 : fd89:c1ea::5 . 80 }\n\
+             create element inet cleat publish6_at { ::1 . udp . 53 : fd89:c1ea::5 . 5353 }\n"
+        );
+        assert_eq!(
+            delete_ports(&ports[..2]),
+            "delete element inet cleat publish4 { tcp . 8080 }\n\
+             delete element inet cleat publish4_at { 127.0.0.1 . tcp . 8081 }\n"
+        );
+        assert!(!port(Some("::1"), 1, "10.89.0.5", 1).is_consistent());
+        let subnets = [
+            "10.89.0.0/24".parse().unwrap(),
+            "fd89:c1ea::/64".parse().unwrap(),
+        ];
+        assert_eq!(
+            add_network("cleat0", &subnets),
+            "add element inet cleat bridges { \"cleat0\" }\n\
+             add element inet cleat subnets4 { 10.89.0.0/24 }\n\
+             add element inet cleat subnets6 { fd89:c1ea::/64 }\n"
+        );
+        assert!(
+            delete_network("cleat0", &subnets).starts_with("delete element inet cleat bridges")
+        );
+    }
+
+    /// The table loads into a real kernel, in a network namespace of the test's own; elements
+    /// come and go; a port published twice is refused; a second `ensure_table` is fine.
+    #[test]
+    fn the_table_loads_and_takes_elements() {
+        if !rustix::process::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err()
+        {
+            eprintln!("skipped: needs root and nft");
+            return;
+        }
+        // SAFETY: the child only runs the test body and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                let ok = std::panic::catch_unwind(|| {
+                    // SAFETY: CLONE_NEWNET changes only this process's network namespace.
+                    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0);
+                    ensure_table().unwrap();
+                    ensure_table().unwrap();
+                    let subnets = ["10.89.0.0/24".parse().unwrap()];
+                    apply(&add_network("cleat0", &subnets)).unwrap();
+                    apply(&add_network("cleat0", &subnets)).unwrap();
+                    let ports = [
+                        port(None, 8080, "10.89.0.5", 80),
+                        port(Some("127.0.0.1"), 8081, "10.89.0.5", 81),
+                    ];
+                    apply(&add_ports(&ports)).unwrap();
+                    let again =
+                        apply(&add_ports(&[port(None, 8080, "10.89.0.6", 80)])).unwrap_err();
+                    assert_eq!(again.kind(), io::ErrorKind::AlreadyExists, "{again}");
+                    let listing = Command::new("nft")
+                        .args(["list", "table", "inet", "cleat"])
+                        .output()
+                        .unwrap();
+                    let listing = String::from_utf8_lossy(&listing.stdout);
+                    assert!(listing.contains("tcp . 8080 : 10.89.0.5 . 80"), "{listing}");
+                    apply(&delete_ports(&ports)).unwrap();
+                    apply(&delete_network("cleat0", &subnets)).unwrap();
+                    let listing = Command::new("nft")
+                        .args(["list", "table", "inet", "cleat"])
+                        .output()
+                        .unwrap();
+                    let listing = String::from_utf8_lossy(&listing.stdout);
+                    assert!(!listing.contains("10.89.0.5"), "{listing}");
+                })
+                .is_ok();
+                // SAFETY: leaving the child without running the parent's destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "the test failed in its namespace (status {status:#x}); see above"
+                );
+            }
+        }
+    }
+
+    /// A published port works, in namespaces of the test's own: a "container" (its own
+    /// namespace, on a bridge) listens on port 80; the "host" publishes 8080 to it; an
+    /// "external host" (another namespace, on a veth to the host) connects to the host's
+    /// address, and the host connects to 127.0.0.1:8080 and to its own address. The external
+    /// client's address reaches the container unchanged; the host's loopback one is
+    /// masqueraded (the container could not answer it).
+    #[test]
+    fn a_published_port_answers_from_outside_and_from_loopback() {
+        if !rustix::process::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err()
+        {
+            eprintln!("skipped: needs root and nft");
+            return;
+        }
+        // SAFETY: the child only runs the test body and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                let ok = std::panic::catch_unwind(published_port_body).is_ok();
+                // SAFETY: leaving the child without running the parent's destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "the test failed in its namespaces (status {status:#x}); run with --nocapture"
+                );
+            }
+        }
+    }
+
+    fn new_netns() -> std::os::fd::OwnedFd {
+        std::thread::spawn(|| {
+            // SAFETY: CLONE_NEWNET changes only this thread's network namespace.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0);
+            rustix::fs::open(
+                "/proc/thread-self/ns/net",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Runs `f` on a thread inside the namespace `ns`.
+    fn inside<T: Send>(ns: &std::os::fd::OwnedFd, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsFd;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    rustix::thread::move_into_link_name_space(
+                        ns.as_fd(),
+                        Some(rustix::thread::LinkNameSpaceType::Network),
+                    )
+                    .unwrap();
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+
+    fn published_port_body() {
+        use super::super::link::{self, Inside};
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::os::fd::AsFd;
+
+        // The host: this process, in a namespace of its own, forwarding.
+        // SAFETY: CLONE_NEWNET changes only this process's network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0);
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+        let container = new_netns();
+        let external = new_netns();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let gateway: IpAddr = "10.124.0.1".parse().unwrap();
+        runtime.block_on(async {
+            let h = link::connect().unwrap();
+            let lo = link::index_of(&h, "lo").await.unwrap().unwrap();
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(lo).up().build())
+                .execute()
+                .await
+                .unwrap();
+            let bridge = link::ensure_bridge(&h, "cltest1", &[(gateway, 24)])
+                .await
+                .unwrap();
+            link::add_veth(&h, "vctr", "vctrpeer", container.as_fd(), bridge)
+                .await
+                .unwrap();
+            // The uplink: a veth to the external namespace, not on any bridge.
+            h.link()
+                .add(rtnetlink::LinkVeth::new("uplink", "uplinkpeer").build())
+                .execute()
+                .await
+                .unwrap();
+            let peer = link::index_of(&h, "uplinkpeer").await.unwrap().unwrap();
+            h.link()
+                .set(
+                    rtnetlink::LinkUnspec::new_with_index(peer)
+                        .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&external))
+                        .build(),
+                )
+                .execute()
+                .await
+                .unwrap();
+            let uplink = link::index_of(&h, "uplink").await.unwrap().unwrap();
+            h.address()
+                .add(uplink, "192.0.2.1".parse().unwrap(), 24)
+                .execute()
+                .await
+                .unwrap();
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(uplink).up().build())
+                .execute()
+                .await
+                .unwrap();
+        });
+        std::fs::write("/proc/sys/net/ipv4/conf/cltest1/route_localnet", "1").unwrap();
+        link::configure_inside(
+            container.as_fd(),
+            &Inside {
+                from: "vctrpeer".into(),
+                addresses: vec![("10.124.0.2".parse().unwrap(), 24)],
+                gateways: vec![gateway],
+            },
+        )
+        .unwrap();
+        link::configure_inside(
+            external.as_fd(),
+            &Inside {
+                from: "uplinkpeer".into(),
+                addresses: vec![("192.0.2.2".parse().unwrap(), 24)],
+                gateways: vec![],
+            },
+        )
+        .unwrap();
+        ensure_table().unwrap();
+        apply(&add_network("cltest1", &["10.124.0.0/24".parse().unwrap()])).unwrap();
+        apply(&add_ports(&[port(None, 8080, "10.124.0.2", 80)])).unwrap();
+
+        // The container's server: answers each connection with the client's address.
+        let listener = inside(&container, || {
+            TcpListener::bind(("10.124.0.2", 80)).unwrap()
+        });
+        let server = std::thread::spawn(move || {
+            for _ in 0..3 {
+                let (mut conn, from) = listener.accept().unwrap();
+                conn.write_all(from.ip().to_string().as_bytes()).unwrap();
+            }
+        });
+        let ask = |addr: &str| {
+            let timeout = std::time::Duration::from_secs(5);
+            let target = std::net::SocketAddr::new(addr.parse().unwrap(), 8080);
+            let mut s = TcpStream::connect_timeout(&target, timeout).unwrap();
+            s.set_read_timeout(Some(timeout)).unwrap();
+            let mut seen = String::new();
+            s.read_to_string(&mut seen).unwrap();
+            seen
+        };
+        let from_outside = inside(&external, || ask("192.0.2.1"));
+        assert_eq!(
+            from_outside, "192.0.2.2",
+            "the external client's address is kept"
+        );
+        assert_eq!(
+            ask("127.0.0.1"),
+            gateway.to_string(),
+            "loopback is masqueraded"
+        );
+        // From the host to its own address: a source the container can answer (through its
+        // gateway), so it stays.
+        assert_eq!(ask("192.0.2.1"), "192.0.2.1", "the host's own address");
+        server.join().unwrap();
+    }
+}
