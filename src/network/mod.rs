@@ -2,6 +2,7 @@
 //! published ports, and the kernel objects that make them work (veth pairs, the bridge, nft
 //! rules in cleat's own table).
 //!
+//! - [`forwarding`]: IP forwarding turned on while cleat needs it, and put back after.
 //! - [`cidr`]: subnets and addresses, IPv4 and IPv6.
 //! - [`link`]: the bridge, veth pairs and the container's interface, over rtnetlink.
 //! - [`nft`]: cleat's nftables table: published ports, outbound NAT.
@@ -23,6 +24,7 @@
 //! container's next start or by `network prune`.
 
 pub mod cidr;
+pub mod forwarding;
 pub mod ipam;
 pub mod link;
 pub mod nft;
