@@ -9,6 +9,8 @@
 //! - [`ipam`]: leases of addresses on a network, as files under /run, safe against crashes
 //!   and concurrent starts.
 //! - [`ports`]: `-p [ip:][hostPort:]containerPort[/proto]` and its ranges.
+//! - [`publish`]: from `-p` specs to the ports a container publishes (host ports chosen and
+//!   checked free).
 //! - [`store`]: network definitions under /var/lib/cleat/networks.
 //!
 //! How a container joins a bridge network (the plan these pieces serve): `internal start`
@@ -29,4 +31,5 @@ pub mod ipam;
 pub mod link;
 pub mod nft;
 pub mod ports;
+pub mod publish;
 pub mod store;
