@@ -122,10 +122,143 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         upper,
         work,
     });
-    let host_network = spec.network == Some(NetworkMode::Host);
-    let etc_files = etc_files(&registry, &name, &process, host_network)?;
-    let extra =
-        cleat::rootfs::volumes::plan_mounts(spec, image, &VolumeStore::system(), &registry)?;
+    let network_mode = spec
+        .network
+        .clone()
+        .unwrap_or_else(NetworkMode::default_network);
+    let host_network = network_mode == NetworkMode::Host;
+    // What a start that crashed (or whose stop never ran) left on the network first.
+    detach_leftovers(&registry, &name);
+    let attachment = match &network_mode {
+        NetworkMode::Network(network) => {
+            Some(attach_network(&registry, &name, spec, image, network)?)
+        }
+        _ if !spec.ports.is_empty() || spec.publish_all == Some(true) => {
+            return Err(anyhow!(
+                "published ports need a bridge network; this container's network is {network_mode}"
+            ));
+        }
+        _ => None,
+    };
+    // From here, a failed start gives back what attach_network took.
+    let result = start_attached(
+        &registry,
+        &name,
+        spec,
+        StartParts {
+            process,
+            security,
+            image,
+            root,
+            overlay,
+            host_network,
+            attachment: attachment.as_ref(),
+        },
+    );
+    if result.is_err() && attachment.is_some() {
+        detach_leftovers(&registry, &name);
+    }
+    result
+}
+
+/// What `start` has worked out before launching.
+struct StartParts<'a> {
+    process: process::ProcessPlan,
+    security: launch::Security,
+    image: &'a cleat::image::ImageConfig,
+    root: PathBuf,
+    overlay: Option<Overlay>,
+    host_network: bool,
+    attachment: Option<&'a cleat::network::attach::Attachment>,
+}
+
+/// The mark of a container that holds (or is taking) addresses on a network.
+fn lease_marker(registry: &Registry, name: &cleat::spec::Name) -> PathBuf {
+    registry.state.dir(name).join("network.lease")
+}
+
+/// The record of what a container has on its network, in its state directory.
+fn attachment_path(registry: &Registry, name: &cleat::spec::Name) -> PathBuf {
+    registry.state.dir(name).join("network.json")
+}
+
+fn read_attachment(
+    registry: &Registry,
+    name: &cleat::spec::Name,
+) -> Option<cleat::network::attach::Attachment> {
+    let bytes = std::fs::read(attachment_path(registry, name)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Takes back what a container still has on a network (its stop did not run), and forgets it.
+fn detach_leftovers(registry: &Registry, name: &cleat::spec::Name) {
+    if let Some(old) = read_attachment(registry, name) {
+        if let Err(e) = cleat::network::attach::detach(&old, name.as_str()) {
+            diag::warning(format_args!("{name}: leaving network {}: {e}", old.network));
+        }
+        let _ = std::fs::remove_file(attachment_path(registry, name));
+    }
+    let _ = std::fs::remove_file(lease_marker(registry, name));
+}
+
+/// Prepares the container's place on a bridge network (address, bridge, rules, host ports)
+/// and records it.
+fn attach_network(
+    registry: &Registry,
+    name: &cleat::spec::Name,
+    spec: &Spec,
+    image: &cleat::image::ImageConfig,
+    network: &str,
+) -> anyhow::Result<cleat::network::attach::Attachment> {
+    let definition = cleat::network::store::NetworkStore::system().require(network)?;
+    let mut ports = spec.ports.clone();
+    if spec.publish_all == Some(true) {
+        ports.extend(cleat::network::ports::expose_all(&image.exposed_ports)?);
+    }
+    // A lease's owner holds it while its marker is there: made before it takes its
+    // addresses, removed by its stop (or its next start, after a crash).
+    let marker = lease_marker(registry, name);
+    std::fs::write(&marker, network).with_context(|| format!("writing {}", marker.display()))?;
+    let is_alive = |owner: &str| {
+        owner
+            .parse::<cleat::spec::Name>()
+            .is_ok_and(|n| lease_marker(registry, &n).is_file())
+    };
+    let attachment =
+        match cleat::network::attach::prepare(&definition, name.as_str(), &ports, is_alive) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = std::fs::remove_file(&marker);
+                return Err(anyhow::Error::new(e).context(format!("joining network {network}")));
+            }
+        };
+    let path = attachment_path(registry, name);
+    let json = serde_json::to_vec_pretty(&attachment)?;
+    if let Err(e) = std::fs::write(&path, json) {
+        let _ = cleat::network::attach::detach(&attachment, name.as_str());
+        return Err(anyhow!("writing {}: {e}", path.display()));
+    }
+    Ok(attachment)
+}
+
+fn start_attached(
+    registry: &Registry,
+    name: &cleat::spec::Name,
+    spec: &Spec,
+    parts: StartParts<'_>,
+) -> Result<ExitCode, anyhow::Error> {
+    let StartParts {
+        process,
+        security,
+        image,
+        root,
+        overlay,
+        host_network,
+        attachment,
+    } = parts;
+    let address = attachment.and_then(|a| a.addresses.first().map(|(ip, _)| *ip));
+    let etc_files = etc_files(registry, name, &process, host_network, address)?;
+    let extra = cleat::rootfs::volumes::plan_mounts(spec, image, &VolumeStore::system(), registry)?;
     let notify_mode = spec.notify.unwrap_or_default();
     // The container's notifications go through a relay of ours (see `notify::Relay`), never
     // straight to systemd's socket.
@@ -142,7 +275,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
                      socket to be a file, not an abstract socket"
                 ));
             }
-            let path = registry.state.dir(&name).join("notify");
+            let path = registry.state.dir(name).join("notify");
             Some(
                 notify::Relay::bind(&path)
                     .with_context(|| format!("making the notification relay {}", path.display()))?,
@@ -166,6 +299,9 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         process.env.sort();
     }
     let rootfs = RootfsPlan::new(root, overlay, &options);
+    let connect = attachment.map(|a| {
+        move |pid: i32| cleat::network::attach::connect(a, pid).map_err(|e| e.to_string())
+    });
     let l = Launch {
         rootfs: &rootfs,
         process: &process,
@@ -173,6 +309,9 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         notify: notify_mode,
         security: &security,
         init: spec.init.unwrap_or(false),
+        connect_network: connect
+            .as_ref()
+            .map(|c| c as &dyn Fn(i32) -> Result<(), String>),
     };
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
@@ -182,15 +321,25 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         ));
     }
     match outcome {
+        // The container runs: whatever happens now is not a failed start (its network stays).
         Outcome::HandedOver { pidfd, .. } => {
             if let Some(relay) = relay {
-                relay
-                    .run(std::os::fd::AsFd::as_fd(&pidfd))
-                    .context("relaying the container's notifications to systemd")?;
+                if let Err(e) = relay.run(std::os::fd::AsFd::as_fd(&pidfd)) {
+                    diag::error(format_args!(
+                        "relaying the container's notifications to systemd: {e}"
+                    ));
+                    return Ok(ExitCode::FAILURE);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Outcome::Exited(code) => Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))),
+        // Not under systemd, no ExecStopPost: the network goes now.
+        Outcome::Exited(code) => {
+            if attachment.is_some() {
+                detach_leftovers(registry, name);
+            }
+            Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
+        }
     }
 }
 
@@ -202,13 +351,15 @@ fn etc_files(
     name: &cleat::spec::Name,
     process: &process::ProcessPlan,
     host_network: bool,
+    address: Option<std::net::IpAddr>,
 ) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let dir = registry.state.dir(name);
     let read = |p: &str| std::fs::read_to_string(p).ok();
     let hosts = if host_network {
-        read("/etc/hosts").unwrap_or_else(|| cleat::runtime::etc::hosts(&process.hostname, None))
+        read("/etc/hosts")
+            .unwrap_or_else(|| cleat::runtime::etc::hosts(&process.hostname, None, None))
     } else {
-        cleat::runtime::etc::hosts(&process.hostname, process.domainname.as_deref())
+        cleat::runtime::etc::hosts(&process.hostname, process.domainname.as_deref(), address)
     };
     let resolv = cleat::runtime::etc::resolv_conf(
         &read("/etc/resolv.conf").unwrap_or_default(),
@@ -352,6 +503,8 @@ fn stopped(kind: Kind, arg: &str) -> CmdResult {
         &env("EXIT_STATUS"),
         cleat::time::now_usec(),
     );
+    // The container's place on its network goes with it.
+    detach_leftovers(&registry, &name);
     let auto_remove = kind == Kind::Adhoc
         && registry
             .state

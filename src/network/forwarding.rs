@@ -66,10 +66,24 @@ impl Forwarding {
         fs::rename(&tmp, &self.record)
     }
 
+    /// Serialises the changes of concurrent starts and stops (held until dropped).
+    fn lock(&self) -> io::Result<fs::File> {
+        if let Some(dir) = self.record.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.record.with_extension("lock"))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(file)
+    }
+
     /// Turns forwarding on for IPv4 (and IPv6 with `ipv6`) where it is off, recording the
-    /// value found the first time cleat changes a switch. Callers serialise (the network
-    /// lock).
+    /// value found the first time cleat changes a switch.
     pub fn enable(&self, ipv6: bool) -> io::Result<()> {
+        let _lock = self.lock()?;
         let mut record = self.read_record()?;
         let mut switches = vec![IPV4];
         if ipv6 {
@@ -95,6 +109,17 @@ impl Forwarding {
     /// Puts back what [`enable`](Self::enable) changed, and forgets it: for when the last of
     /// cleat's bridges is gone.
     pub fn restore(&self) -> io::Result<Record> {
+        self.restore_unless(|| false)
+    }
+
+    /// [`restore`](Self::restore), unless `in_use` says (asked under the lock that `enable`
+    /// takes too) that a network is in use again: a start that joins a network after the
+    /// check enables forwarding after the restore.
+    pub fn restore_unless(&self, in_use: impl FnOnce() -> bool) -> io::Result<Record> {
+        let _lock = self.lock()?;
+        if in_use() {
+            return Ok(Record::default());
+        }
         let record = self.read_record()?;
         for (switch, value) in &record.changed {
             let path = self.sys.join(switch);

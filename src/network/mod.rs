@@ -2,6 +2,7 @@
 //! published ports, and the kernel objects that make them work (veth pairs, the bridge, nft
 //! rules in cleat's own table).
 //!
+//! - [`attach`]: a container on a bridge network, from its start to its stop.
 //! - [`forwarding`]: IP forwarding turned on while cleat needs it, and put back after.
 //! - [`cidr`]: subnets and addresses, IPv4 and IPv6.
 //! - [`link`]: the bridge, veth pairs and the container's interface, over rtnetlink.
@@ -25,6 +26,7 @@
 //! releases the lease and removes the veth and the elements; a crash is cleaned up at the
 //! container's next start or by `network prune`.
 
+pub mod attach;
 pub mod cidr;
 pub mod forwarding;
 pub mod ipam;

@@ -72,7 +72,7 @@ table {TABLE} {{
 
 /// One published port, resolved: a host port (on one host address, or all), and where it
 /// leads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Published {
     pub host_ip: Option<IpAddr>,
     pub host_port: u16,
@@ -130,6 +130,32 @@ pub fn delete_ports(ports: &[Published]) -> String {
             format!("delete element {TABLE} {map} {{ {key} }}\n")
         })
         .collect()
+}
+
+/// Deletes the published ports of `ports` that lead where `ports` says: a host port another
+/// container publishes now (a start of this one that failed on it, or a record left by a
+/// crash) is not this container's to delete. Ports already gone are fine.
+pub fn delete_own_ports(ports: &[Published]) -> io::Result<()> {
+    for port in ports {
+        let (map, key) = port.map_and_key();
+        let output = Command::new("nft")
+            .args(["get", "element"])
+            .args(TABLE.split(' '))
+            .arg(map)
+            .arg(format!("{{ {key} }}"))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("running nft: {e}")))?;
+        let listing = String::from_utf8_lossy(&output.stdout);
+        let ours = format!(": {} . {}", port.container_ip, port.container_port);
+        if output.status.success() && listing.contains(&ours) {
+            match apply(&delete_ports(std::slice::from_ref(port))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The commands that add a network (its bridge and subnets) to what masquerade applies to

@@ -7,14 +7,20 @@ pub fn hostname(hostname: &str) -> String {
     format!("{hostname}\n")
 }
 
-/// `/etc/hosts` for a container with its own network namespace.
-pub fn hosts(hostname: &str, domainname: Option<&str>) -> String {
+/// `/etc/hosts` for a container with its own network namespace: its name on its address on
+/// its network (as Docker writes it), or on 127.0.1.1 without one.
+pub fn hosts(
+    hostname: &str,
+    domainname: Option<&str>,
+    address: Option<std::net::IpAddr>,
+) -> String {
     let names = match domainname {
         Some(d) => format!("{hostname}.{d} {hostname}"),
         None => hostname.to_owned(),
     };
+    let own = address.map_or_else(|| "127.0.1.1".to_owned(), |a| a.to_string());
     format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{names}\n"
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{own}\t{names}\n"
     )
 }
 
@@ -63,10 +69,12 @@ mod tests {
 
     #[test]
     fn hosts_names_the_container() {
-        let h = hosts("web", Some("example.org"));
+        let h = hosts("web", Some("example.org"), None);
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("127.0.1.1\tweb.example.org web\n"));
-        assert!(hosts("web", None).ends_with("127.0.1.1\tweb\n"));
+        assert!(hosts("web", None, None).ends_with("127.0.1.1\tweb\n"));
+        let on_network = hosts("web", None, Some("10.89.0.5".parse().unwrap()));
+        assert!(on_network.ends_with("10.89.0.5\tweb\n"), "{on_network}");
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Launch<'a> {
     pub security: &'a Security,
     /// Run cleat's tiny init as PID 1, with the payload as its child.
     pub init: bool,
+    /// Called with the first process's host PID once its namespaces exist and before its
+    /// payload may run: connects its network namespace. An error abandons the start.
+    pub connect_network: Option<&'a dyn Fn(i32) -> Result<(), String>>,
 }
 
 /// How it ended, from cleat's point of view.
@@ -111,7 +114,7 @@ pub fn launch(l: &Launch<'_>) -> Result<Outcome, LaunchError> {
         }
         Forked::Parent(pid) => {
             drop(child_end);
-            parent(parent_end, pid, supervised, l.notify)
+            parent(parent_end, pid, supervised, l)
         }
     }
 }
@@ -120,8 +123,9 @@ fn parent(
     sock: std::os::fd::OwnedFd,
     pid: i32,
     supervised: bool,
-    mode: Notify,
+    l: &Launch<'_>,
 ) -> Result<Outcome, LaunchError> {
+    let mode = l.notify;
     match sync::recv(&sock).map_err(LaunchError::Sync)? {
         Some(Message::Ready) => {}
         Some(Message::SetupFailed(msg)) => {
@@ -135,6 +139,15 @@ fn parent(
         _ => {
             reap_if_ours(pid, supervised);
             return Err(LaunchError::ChildDied);
+        }
+    }
+    if let Some(connect) = l.connect_network {
+        if let Err(message) = connect(pid) {
+            // Our end of the handshake goes: the first process exits without running the
+            // payload.
+            drop(sock);
+            reap_if_ours(pid, supervised);
+            return Err(LaunchError::Setup(message));
         }
     }
     let pidfd = if supervised {

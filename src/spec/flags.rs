@@ -54,9 +54,15 @@ pub struct ContainerFlags {
     /// Seconds (or a time span) between the stop signal and SIGKILL (default 10)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<String>,
-    /// Network: host, or none (default: a private network namespace with only loopback)
-    #[arg(long = "network", alias = "net", value_name = "MODE")]
+    /// Network: bridge (the default), a network's name, host, or none (loopback only)
+    #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
+    /// Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], ranges allowed
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes, on random host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Domain name inside the container
     #[arg(long, value_name = "NAME")]
     pub domainname: Option<String>,
@@ -214,6 +220,16 @@ impl ContainerFlags {
         spec.notify = parse("--notify", &self.notify)?;
         spec.pull = parse("--pull", &self.pull)?;
         spec.network = parse("--network", &self.network)?;
+        spec.ports = self
+            .publish
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .map_err(flag_err("--publish"))?;
+        crate::network::ports::check_conflicts(&spec.ports).map_err(flag_err("--publish"))?;
+        if self.publish_all {
+            spec.publish_all = Some(true);
+        }
         if let Some(d) = &self.domainname {
             super::value::check_hostname(d).map_err(flag_err("--domainname"))?;
             spec.domainname = Some(d.clone());

@@ -55,9 +55,15 @@ pub struct Spec {
     /// Domain name inside the container's UTS namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
-    /// The network namespace: unset, a private one with only loopback.
+    /// The network: unset, the default bridge network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkMode>,
+    /// Published ports (`-p`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::network::ports::PortSpec>,
+    /// Publish every port the image exposes, on random host ports (`-P`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_all: Option<bool>,
     /// Mount the root file system read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
@@ -204,6 +210,8 @@ impl Spec {
             hostname: None,
             domainname: None,
             network: None,
+            ports: Vec::new(),
+            publish_all: None,
             read_only: None,
             volumes: Vec::new(),
             mounts: Vec::new(),

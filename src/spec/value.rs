@@ -751,12 +751,22 @@ serde_via_str!(PullPolicy);
 // ---------------------------------------------------------------------------------------------
 // Network mode
 
-/// Which network namespace a container gets. Unset: a private one with only loopback (until
-/// cleat manages bridge networks). `none` is that explicitly; `host` shares the host's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which network namespace a container gets: its own on a bridge network (the default one,
+/// `bridge`, or a network made with `cleat network create`), its own with only loopback
+/// (`none`), or the host's (`host`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum NetworkMode {
     Host,
     None,
+    /// A bridge network, by name.
+    Network(String),
+}
+
+impl NetworkMode {
+    /// The network a container joins when its definition names none.
+    pub fn default_network() -> NetworkMode {
+        NetworkMode::Network(crate::network::store::DEFAULT_NETWORK.to_owned())
+    }
 }
 
 impl FromStr for NetworkMode {
@@ -765,9 +775,13 @@ impl FromStr for NetworkMode {
         match s.trim() {
             "host" => Ok(NetworkMode::Host),
             "none" => Ok(NetworkMode::None),
-            other => err(format!(
-                "invalid network {other:?} (valid now: host, none; without one, a container has a private network namespace with only loopback)"
+            other if other.starts_with("container:") => err(format!(
+                "invalid network {other:?}: sharing another container's network is not supported yet"
             )),
+            other => {
+                crate::network::store::check_name(other).map_err(|e| ValueError(e.to_string()))?;
+                Ok(NetworkMode::Network(other.to_owned()))
+            }
         }
     }
 }
@@ -777,6 +791,7 @@ impl fmt::Display for NetworkMode {
         f.write_str(match self {
             NetworkMode::Host => "host",
             NetworkMode::None => "none",
+            NetworkMode::Network(name) => name,
         })
     }
 }
@@ -1000,7 +1015,16 @@ mod tests {
                 .contains("did you mean \"nofile\"")
         );
         assert_eq!("host".parse::<NetworkMode>(), Ok(NetworkMode::Host));
-        assert!("bridge".parse::<NetworkMode>().is_err());
+        assert_eq!(
+            "bridge".parse::<NetworkMode>(),
+            Ok(NetworkMode::default_network())
+        );
+        assert_eq!(
+            "backend".parse::<NetworkMode>(),
+            Ok(NetworkMode::Network("backend".into()))
+        );
+        assert!("a b".parse::<NetworkMode>().is_err());
+        assert!("container:db".parse::<NetworkMode>().is_err());
         assert_eq!("unconfined".parse::<Seccomp>(), Ok(Seccomp::Unconfined));
         assert_eq!(
             "/etc/p.json".parse::<Seccomp>(),

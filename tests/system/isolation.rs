@@ -53,19 +53,6 @@ fn namespaces_differ_from_the_test_hosts() {
 }
 
 #[test]
-fn private_network_has_only_loopback_up() {
-    let c = Case::new("net-default");
-    let f = facts(&c.name, &[]);
-    assert_eq!(
-        f.v["net"]["interfaces"],
-        serde_json::json!(["lo"]),
-        "interfaces in the container's network namespace:\n{}",
-        f.out
-    );
-    assert_eq!(f.v["net"]["lo"]["up"], true, "lo is not up:\n{}", f.out);
-}
-
-#[test]
 fn network_host_shares_the_test_hosts_and_none_is_private() {
     let c = Case::new("net-host");
     let f = facts(&c.name, &["--network", "host"]);

@@ -20,6 +20,7 @@ mod images;
 mod init;
 mod isolation;
 mod lifecycle;
+mod network;
 mod process;
 mod readiness;
 mod security;

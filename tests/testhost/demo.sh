@@ -49,7 +49,7 @@ umoci repack --image "$layout:latest" "$work/bundle"
 # without a handler never even sees SIGTERM: the kernel drops it, as under Docker).
 umoci config --image "$layout:latest" --config.env GREETING=hello --config.workingdir /www \
     --config.cmd sh --config.cmd -c \
-    --config.cmd 'trap "echo stopping; kill \$pid; exit 0" TERM; httpd -f -v -p 127.0.0.1:8080 -h /www & pid=$!; echo serving; wait'
+    --config.cmd 'trap "echo stopping; kill \$pid; exit 0" TERM; httpd -f -v -p 8080 -h /www & pid=$!; echo serving; wait'
 umoci ls --layout "$layout"
 
 say "Booting a private systemd and installing cleat into it with make install"
@@ -75,6 +75,7 @@ run skopeo copy --quiet --dest-tls-verify=false "oci:$layout:latest" docker://12
 say "Declaring the container: /etc/cleat/containers/demo.toml and a drop-in"
 cat >"$work/demo.toml" <<TOML
 image = "127.0.0.1:5000/demo/httpd:1.0"
+ports = ["127.0.0.1:8080:8080"]
 restart = "on-failure"
 stop-timeout = 5
 memory = "64M"
@@ -101,10 +102,11 @@ main_pid=$(nsenter -t "$systemd_pid" -a systemctl show -p MainPID --value contai
 run readlink /proc/1/ns/pid "/proc/$main_pid/ns/pid"
 run cleat ps
 
-say "It has a network namespace of its own (loopback only until bridge networking lands)"
-run bash -c "(exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null && echo 'port 8080 answers on the host side' || echo 'nothing answers on port 8080 on the host side, as it should'"
-say "Talking to it inside its namespace, and looking at its privileges"
-run nsenter -t "$main_pid" -n busybox wget -q -O - http://127.0.0.1:8080/
+say "It is on cleat's default bridge network, with its port 8080 published on the host's 127.0.0.1"
+run nsenter -t "$main_pid" -n ip -4 addr show eth0
+run sh -c "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 127.0.0.1 8080 | tail -n 1"
+run nft list table inet cleat
+say "Its privileges"
 run grep -E '^(Cap(Eff|Bnd)|Seccomp|NoNewPrivs):' "/proc/$main_pid/status"
 run journalctl -u container@demo --no-pager -o cat
 

@@ -76,6 +76,18 @@ const TOP_LEVEL: &[Field] = &[
     value("network", |r, n, d| {
         d.spec.network = r.string(n).and_then(|s| r.parse(n, s));
     }),
+    value("ports", |r, n, d| {
+        r.parse_list(
+            n,
+            "an array of published ports (\"8080:80\", \"127.0.0.1:53:53/udp\")",
+            |s| s.parse::<crate::network::ports::PortSpec>(),
+            &mut d.spec.ports,
+        );
+        if let Err(e) = crate::network::ports::check_conflicts(&d.spec.ports) {
+            r.problem(n.pos, e.0);
+        }
+    }),
+    value("publish-all", |r, n, d| d.spec.publish_all = r.boolean(n)),
     value("read-only", |r, n, d| d.spec.read_only = r.boolean(n)),
     value("volumes", |r, n, d| {
         r.parse_list(

@@ -790,8 +790,8 @@ fn unknown_keys_get_suggestions() {
         "web.toml:2:1: unknown key \"working_dir\" (did you mean \"working-dir\"?)"
     );
     assert_eq!(
-        problem("image = \"x\"\nports = []\n"),
-        "web.toml:2:1: unknown key \"ports\" (see cleat.toml(5) for the keys)"
+        problem("image = \"x\"\nhealthcheck = []\n"),
+        "web.toml:2:1: unknown key \"healthcheck\" (see cleat.toml(5) for the keys)"
     );
     assert_eq!(
         problem("image = \"x\"\n[unit]\nafer = [\"a.service\"]\n"),

@@ -1,0 +1,157 @@
+//! Bridge networking (issue 5), in the test host's own network namespace: a container on the
+//! default network gets eth0 with an address and a route; containers reach each other;
+//! published ports answer from the test host; nothing is left after the containers stop.
+
+use std::time::Duration;
+
+use crate::host::{Case, host, wait_until};
+
+/// The container's first IPv4 address on eth0, as busybox `ip` shows it.
+fn eth0_address(out: &str) -> Option<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("inet "))
+        .map(|rest| rest.split('/').next().unwrap_or("").to_owned())
+        .find(|a| a.starts_with("10.89.0."))
+}
+
+/// A shell command that GETs `/` from `addr:port` with busybox nc (busybox wget crashes on
+/// this busybox build), the response on stdout.
+fn http_get(addr: &str, port: u16) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {addr} {port}")
+}
+
+/// What cleat could leave behind of container `name` (other tests' containers run at the
+/// same time): its veth, its published ports, its leases.
+fn leftovers(name: &str, ports: &[u16]) -> Vec<String> {
+    let h = host();
+    let mut out = Vec::new();
+    let hash = h
+        .exec(&["sh", "-c", &format!("printf %s {name} | sha256sum")])
+        .stdout;
+    let veth = format!("ve{}", &hash[..12]);
+    if h.exec(&["ip", "link", "show", &veth]).success() {
+        out.push(format!("link {veth}"));
+    }
+    let table = h.exec(&["nft", "list", "table", "inet", "cleat"]).stdout;
+    for port in ports {
+        if table.contains(&format!(". {port} :")) {
+            out.push(format!("port {port}"));
+        }
+    }
+    let leases = h
+        .exec(&["sh", "-c", "cat /run/cleat/networks/*/leases/* 2>/dev/null"])
+        .stdout;
+    if leases.lines().any(|owner| owner == name) {
+        out.push(format!("a lease of {name}"));
+    }
+    out
+}
+
+#[test]
+fn a_container_on_the_default_network_has_eth0_and_reaches_another() {
+    let h = host();
+    let c = Case::new("net-bridge");
+    // A server: busybox httpd on port 80, serving its own name.
+    c.run(
+        &["-d"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    let server_ip = eth0_address(
+        &h.exec(&[
+            "nsenter",
+            "-t",
+            &h.prop(&c.adhoc_unit(), "MainPID"),
+            "-n",
+            "ip",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .stdout,
+    )
+    .expect("the server has an address on the default network");
+    // A client: its own address and route, and the server's page over the bridge.
+    let client = c.another("net-client");
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &client,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &format!(
+            "ip -4 addr show eth0; ip route; cat /etc/hosts; {}",
+            http_get(&server_ip, 80)
+        ),
+    ]);
+    out.ok();
+    let mine = eth0_address(&out.stdout).expect("the client has an address");
+    assert_ne!(mine, server_ip);
+    assert!(
+        out.stdout.contains("default via 10.89.0.1 dev eth0"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("{mine}\t{client}")),
+        "/etc/hosts names the container on its address:\n{out}"
+    );
+    assert!(out.stdout.contains(&c.name), "the server's page:\n{out}");
+    h.cleat(&["rm", "-f", &c.name]).ok();
+}
+
+#[test]
+fn published_ports_answer_on_loopback_and_on_the_bridge_and_go_away() {
+    let h = host();
+    let c = Case::new("net-publish");
+    c.run(
+        &["-d", "-p", "127.0.0.1:18080:80", "-p", "18081:80"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    for (addr, port) in [
+        ("127.0.0.1", 18080),
+        ("127.0.0.1", 18081),
+        ("10.89.0.1", 18081),
+    ] {
+        let got = h.exec(&["sh", "-c", &http_get(addr, port)]);
+        assert!(got.stdout.contains("published"), "{addr}:{port}: {got}");
+    }
+    // The same host port a second time: refused, and the first container is unaffected.
+    let other = c.another("net-publish-dup");
+    let out = h.cleat(&[
+        "run",
+        "-d",
+        "--name",
+        &other,
+        "-p",
+        "18081:80",
+        "--rootfs",
+        c.rootfs(),
+        "sleep",
+        "100",
+    ]);
+    out.fails().reads_clean().says("18081");
+    let got = h.exec(&["sh", "-c", &http_get("127.0.0.1", 18081)]);
+    assert!(got.stdout.contains("published"), "{got}");
+    h.cleat(&["rm", "-f", &c.name, &other]);
+    for name in [&c.name, &other] {
+        assert!(
+            wait_until(Duration::from_secs(5), || leftovers(name, &[18080, 18081])
+                .is_empty()),
+            "left behind by {name}: {:?}",
+            leftovers(name, &[18080, 18081])
+        );
+    }
+}
