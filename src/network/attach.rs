@@ -167,9 +167,6 @@ fn finish_prepare(
         .join(&network.bridge)
         .join("route_localnet");
     std::fs::write(&localnet, "1").map_err(io_step(localnet.display().to_string()))?;
-    nft::ensure_table().map_err(io_step("creating cleat's nftables table"))?;
-    nft::apply(&nft::add_network(&network.bridge, &attachment.subnets))
-        .map_err(io_step("adding the network to cleat's nftables table"))?;
     Forwarding::system()
         .enable(network.ipv6())
         .map_err(io_step("turning IP forwarding on"))?;
@@ -210,24 +207,34 @@ pub fn connect(attachment: &Attachment, pid: i32) -> Result<(), AttachError> {
             gateways: attachment.gateways.clone(),
         },
     )?;
-    if !attachment.published.is_empty() {
-        nft::apply(&nft::add_ports(&attachment.published)).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                AttachError::Io {
-                    what: "publishing the ports".into(),
-                    source: io::Error::new(
-                        e.kind(),
-                        format!(
-                            "another container publishes host port {} already",
-                            describe_ports(&attachment.published)
-                        ),
+    // One nftables transaction: the network in cleat's table (again: `add` is idempotent) and
+    // the container's ports. The table is made only when it is missing (loading its whole
+    // definition costs more than the rest of a start).
+    let script = nft::add_network(&attachment.bridge, &attachment.subnets)
+        + &nft::add_ports(&attachment.published);
+    let applied = match nft::apply(&script) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            nft::ensure_table().map_err(io_step("creating cleat's nftables table"))?;
+            nft::apply(&script)
+        }
+        other => other,
+    };
+    applied.map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            AttachError::Io {
+                what: "publishing the ports".into(),
+                source: io::Error::new(
+                    e.kind(),
+                    format!(
+                        "another container publishes host port {} already",
+                        describe_ports(&attachment.published)
                     ),
-                }
-            } else {
-                io_step("publishing the ports")(e)
+                ),
             }
-        })?;
-    }
+        } else {
+            io_step("publishing the ports")(e)
+        }
+    })?;
     Ok(())
 }
 

@@ -135,8 +135,9 @@ async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), LinkError> {
         .step(|| format!("bringing {name} up"))
 }
 
-/// Creates the veth pair `host`/`peer`, moves `peer` into the network namespace `netns`
-/// (a descriptor of /proc/PID/ns/net), and plugs `host` into the bridge `bridge` (an index),
+/// Creates the veth pair `host`/`peer` with `peer` made directly in the network namespace
+/// `netns` (a descriptor of /proc/PID/ns/net: moving a link between namespaces afterwards
+/// costs as much again as making it), and plugs `host` into the bridge `bridge` (an index),
 /// up. On failure, what was created is removed again.
 pub async fn add_veth(
     h: &Handle,
@@ -145,25 +146,21 @@ pub async fn add_veth(
     netns: BorrowedFd<'_>,
     bridge: u32,
 ) -> Result<(), LinkError> {
+    use rtnetlink::LinkMessageBuilder;
+    use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+    let peer_message = LinkUnspec::new_with_name(peer)
+        .setns_by_fd(netns.as_raw_fd())
+        .build();
+    let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host.to_owned())
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
+        .build();
     h.link()
-        .add(LinkVeth::new(host, peer).build())
+        .add(message)
         .execute()
         .await
         .step(|| format!("creating the veth pair {host}/{peer}"))?;
     let result = async {
-        let peer_index = index_of(h, peer).await?.ok_or_else(|| LinkError {
-            step: format!("finding {peer}"),
-            source: io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(peer_index)
-                    .setns_by_fd(netns.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .step(|| format!("moving {peer} into the container's network namespace"))?;
         let host_index = index_of(h, host).await?.ok_or_else(|| LinkError {
             step: format!("finding {host}"),
             source: io::Error::from_raw_os_error(libc::ENODEV),

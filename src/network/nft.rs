@@ -203,8 +203,11 @@ pub fn apply(script: &str) -> io::Result<()> {
     if output.status.success() {
         return Ok(());
     }
-    let errno = if String::from_utf8_lossy(&output.stderr).contains("File exists") {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errno = if stderr.contains("File exists") {
         Some(libc::EEXIST)
+    } else if stderr.contains("No such file or directory") {
+        Some(libc::ENOENT)
     } else {
         None
     };
