@@ -3,7 +3,8 @@
 # installed on the machine, all inside a private test systemd (see tests/testhost/testhost.sh)
 # with the busybox fixture image served by a registry on its loopback:
 #   - cleat run --rm IMAGE true             (foreground: waits for the end, prints the output)
-#   - cleat run -d --rm IMAGE true          (returns once the container runs)
+#   - cleat run -d --rm IMAGE true          (returns once the container runs; bridge network,
+#                                             and again with --network none)
 #   - systemctl start --wait container@NAME (a declared container, run to its end)
 #   - runc run of an equivalent OCI bundle  (umoci unpack of the same image; crun where it runs)
 #   - podman run --rm IMAGE true            (--network none, and with its default network)
@@ -90,6 +91,7 @@ PY
 
 fg=$(median cleat run --rm "$image" true)
 bg=$(median cleat run -d --rm "$image" true)
+bg_none=$(median cleat run -d --rm --network none "$image" true)
 unit=$(median systemctl start --wait container@bench)
 runc_ms=$(median runc run --bundle "$bundle" bench-runc)
 crun_ms=$(median crun run --bundle "$bundle" bench-crun)
@@ -101,15 +103,18 @@ echo
 echo "container start, median of $runs runs, $(nproc) CPUs (image present; payload: true)"
 printf '%-48s %9s\n' "" "ms"
 printf '%-48s %9s\n' "cleat run --rm IMAGE true (foreground)" "$fg"
-printf '%-48s %9s\n' "cleat run -d --rm IMAGE true" "$bg"
+printf '%-48s %9s\n' "cleat run -d --rm IMAGE true (bridge network)" "$bg"
+printf '%-48s %9s\n' "cleat run -d --rm --network none IMAGE true" "$bg_none"
 printf '%-48s %9s\n' "systemctl start --wait container@bench" "$unit"
 printf '%-48s %9s\n' "runc run (OCI bundle of the image)" "$runc_ms"
 printf '%-48s %9s\n' "crun run (same bundle)" "$crun_ms"
 printf '%-48s %9s\n' "podman run --rm --network none IMAGE true" "$podman_none"
 printf '%-48s %9s\n' "podman run --rm IMAGE true (default network)" "$podman_net"
 echo
-echo "ratios: cleat -d / runc = $(ratio "$bg" "$runc_ms"), cleat -d / crun = $(ratio "$bg" "$crun_ms") (goal: within 3x of crun)"
-echo "        podman default network / cleat -d = $(ratio "$podman_net" "$bg") (goal: at least 15x)"
+echo "ratios, like for like: without a network (the runc/crun bundle has a network namespace and nothing in it)"
+echo "        cleat -d --network none / runc = $(ratio "$bg_none" "$runc_ms"), / crun = $(ratio "$bg_none" "$crun_ms") (goal: within 3x of crun)"
+echo "        podman --network none / cleat -d --network none = $(ratio "$podman_none" "$bg_none")"
+echo "        with a bridge network, published nothing: podman default network / cleat -d = $(ratio "$podman_net" "$bg") (goal: at least 15x)"
 echo "        podman default network / container@ unit = $(ratio "$podman_net" "$unit")"
 
 # Memory: what a running container costs besides its payload (no cleat process stays).
