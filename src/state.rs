@@ -297,6 +297,44 @@ impl StateDir {
 }
 
 /// A new container ID: 128 random bits, in hex.
+/// Where the exits of `--rm` containers stay for a while after their state is removed, by
+/// container ID: for a `cleat run` in the foreground that finds the unit collected before it
+/// could read it.
+const KEPT_EXITS: &str = "/run/cleat/exits";
+/// How long a kept exit stays (nobody reads those of `run -d --rm`).
+const KEPT_EXIT_USEC: u64 = 10 * 60 * 1_000_000;
+
+/// Keeps `record` as the exit of the run with container ID `id` (best effort), and forgets
+/// kept exits older than [`KEPT_EXIT_USEC`].
+pub fn keep_exit(id: &str, record: &ExitRecord) {
+    let dir = Path::new(KEPT_EXITS);
+    if fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let stale = fs::read(entry.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ExitRecord>(&b).ok())
+                .is_none_or(|r| r.finished_usec + KEPT_EXIT_USEC < record.finished_usec);
+            if stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    if let Ok(json) = serde_json::to_vec(record) {
+        let _ = fs::write(dir.join(format!("{id}.json")), json);
+    }
+}
+
+/// Takes the kept exit of the run with container ID `id`, if there is one.
+pub fn take_kept_exit(id: &str) -> Option<ExitRecord> {
+    let path = Path::new(KEPT_EXITS).join(format!("{id}.json"));
+    let record = serde_json::from_slice(&fs::read(&path).ok()?).ok();
+    let _ = fs::remove_file(&path);
+    record
+}
+
 pub fn new_id() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     std::io::Read::read_exact(&mut fs::File::open("/dev/urandom")?, &mut bytes)?;

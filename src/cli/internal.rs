@@ -505,13 +505,16 @@ fn stopped(kind: Kind, arg: &str) -> CmdResult {
     );
     // The container's place on its network goes with it.
     detach_leftovers(&registry, &name);
-    let auto_remove = kind == Kind::Adhoc
-        && registry
-            .state
-            .load_adhoc(&name)
-            .ok()
-            .flatten()
-            .is_some_and(|r| r.auto_remove);
+    let adhoc = match kind {
+        Kind::Adhoc => registry.state.load_adhoc(&name).ok().flatten(),
+        Kind::Declared => None,
+    };
+    let auto_remove = adhoc.as_ref().is_some_and(|r| r.auto_remove);
+    if let Some(adhoc) = adhoc.as_ref().filter(|r| r.auto_remove) {
+        // The container's state goes; its exit stays a while for a `cleat run` that waits for
+        // it and finds the unit already collected.
+        cleat::state::keep_exit(&adhoc.id, &record);
+    }
     if auto_remove {
         // `--rm` takes the container's anonymous volumes with it, as Docker's does; named
         // volumes stay.

@@ -8,6 +8,7 @@ mod internal;
 mod journal;
 mod lifecycle;
 mod logs;
+mod network;
 mod prepare;
 mod ps;
 mod run;
@@ -76,6 +77,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Show or check container definitions
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -166,6 +170,7 @@ pub fn main() -> ExitCode {
         Command::Login(a) => image::login(a),
         Command::Logout(a) => image::logout(a),
         Command::Volume(c) => volume::volume(c),
+        Command::Network(c) => network::network(c),
         Command::Config(c) => config::config(c),
         Command::Internal(c) => internal::internal(c),
     };

@@ -275,6 +275,8 @@ pub fn run(args: RunArgs) -> CmdResult {
             .await
             .map_err(run_error)?;
         follower.finish().await;
+        // Written by the unit's ExecStopPost, which has run by the time the unit stopped.
+        let kept = cleat::state::take_kept_exit(&record.id);
         let code = end
             .as_ref()
             .and_then(exit_status)
@@ -286,6 +288,7 @@ pub fn run(args: RunArgs) -> CmdResult {
                     .flatten()
                     .and_then(|e| e.exit_code)
             })
+            .or_else(|| kept.and_then(|e| e.exit_code))
             .unwrap_or(i32::from(EXIT_RUN_ERROR));
         Ok(ExitCode::from(
             u8::try_from(code & 0xff).unwrap_or(EXIT_RUN_ERROR),

@@ -31,11 +31,17 @@ pub const TABLE: &str = "inet cleat";
 ///   connections that were DNATed to a container from the host's loopback, or from another
 ///   container (hairpin), are masqueraded on their way in, since the container could not
 ///   answer those sources directly. Other clients keep their address.
+/// - Networks are kept apart: traffic within a network is bridged and never routed, so a
+///   packet from one of cleat's bridges to another is from one network to another, and
+///   dropped (unless it was DNATed to a published port, which any client may reach). Where
+///   br_netfilter shows bridged traffic to this hook too, it comes in and goes out by the
+///   same bridge (`within`), and passes.
 pub fn base_table() -> String {
     format!(
         "create table {TABLE}
 table {TABLE} {{
     set bridges {{ type ifname; }}
+    set within {{ type ifname . ifname; }}
     set subnets4 {{ type ipv4_addr; flags interval; }}
     set subnets6 {{ type ipv6_addr; flags interval; }}
     map publish4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
@@ -55,6 +61,11 @@ table {TABLE} {{
     chain output {{
         type nat hook output priority -100; policy accept;
         fib daddr type local jump publish
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname . oifname @within accept
+        iifname @bridges oifname @bridges ct status != dnat drop
     }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
@@ -161,7 +172,9 @@ pub fn delete_own_ports(ports: &[Published]) -> io::Result<()> {
 /// The commands that add a network (its bridge and subnets) to what masquerade applies to
 /// (`add`: adding one that is there already is no error).
 pub fn add_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
-    let mut out = format!("add element {TABLE} bridges {{ \"{bridge}\" }}\n");
+    let mut out = format!(
+        "add element {TABLE} bridges {{ \"{bridge}\" }}\nadd element {TABLE} within {{ \"{bridge}\" . \"{bridge}\" }}\n"
+    );
     for subnet in subnets {
         let set = if subnet.is_ipv4() {
             "subnets4"
@@ -175,7 +188,9 @@ pub fn add_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
 
 /// The commands that remove a network from what masquerade applies to.
 pub fn delete_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
-    let mut out = format!("delete element {TABLE} bridges {{ \"{bridge}\" }}\n");
+    let mut out = format!(
+        "delete element {TABLE} bridges {{ \"{bridge}\" }}\ndelete element {TABLE} within {{ \"{bridge}\" . \"{bridge}\" }}\n"
+    );
     for subnet in subnets {
         let set = if subnet.is_ipv4() {
             "subnets4"
@@ -279,6 +294,7 @@ mod tests {
         assert_eq!(
             add_network("cleat0", &subnets),
             "add element inet cleat bridges { \"cleat0\" }\n\
+             add element inet cleat within { \"cleat0\" . \"cleat0\" }\n\
              add element inet cleat subnets4 { 10.89.0.0/24 }\n\
              add element inet cleat subnets6 { fd89:c1ea::/64 }\n"
         );

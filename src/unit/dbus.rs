@@ -496,7 +496,12 @@ impl Systemd {
             tokio::select! {
                 _ = changed.next() => {}
                 Some(signal) = removed.next() => {
-                    if signal.args().map(|a| a.unit() == &unit).unwrap_or(false) {
+                    // Only a unit that is really gone ends the wait (a removal signal may
+                    // concern an earlier object of the same name, or be one of systemd's
+                    // announcements while the unit is still loaded).
+                    if signal.args().map(|a| a.unit() == &unit).unwrap_or(false)
+                        && self.loaded_path(unit).await?.is_none()
+                    {
                         return Ok(None);
                     }
                 }

@@ -155,3 +155,92 @@ fn published_ports_answer_on_loopback_and_on_the_bridge_and_go_away() {
         );
     }
 }
+
+#[test]
+fn named_networks_are_created_joined_kept_apart_and_removed() {
+    let h = host();
+    let c = Case::new("net-named");
+    let net = format!("{}-n", c.name);
+    h.cleat(&["network", "create", "--subnet", "10.90.7.0/24", &net])
+        .ok();
+    h.cleat(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.90.7.128/25",
+        &format!("{net}-x"),
+    ])
+    .fails()
+    .reads_clean()
+    .says("overlaps");
+    let ls = h.cleat(&["network", "ls"]);
+    ls.ok();
+    assert!(
+        ls.stdout.contains(&net) && ls.stdout.contains("10.90.7.0/24"),
+        "{ls}"
+    );
+
+    // A server on the network, a client on it and a client on the default network.
+    c.run(
+        &["-d", "--network", &net],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo named > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    let server = "10.90.7.2";
+    let same = c.another("net-named-same");
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--name",
+        &same,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &http_get(server, 80),
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("named"), "{out}");
+    let other = c.another("net-named-other");
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &other,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &format!("{} || echo UNREACHABLE", http_get(server, 80)),
+    ]);
+    assert!(
+        out.stdout.contains("UNREACHABLE") && !out.stdout.contains("named"),
+        "another network reached it:\n{out}"
+    );
+
+    let inspect = h.cleat(&["network", "inspect", &net]);
+    inspect.ok();
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("JSON");
+    assert_eq!(
+        v[0]["IPAM"]["Config"][0]["Gateway"], "10.90.7.1",
+        "{inspect}"
+    );
+    assert!(inspect.stdout.contains(&c.name), "{inspect}");
+    // In use: not removed.
+    h.cleat(&["network", "rm", &net])
+        .fails()
+        .reads_clean()
+        .says(&c.name);
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.cleat(&["network", "rm", &net]).ok();
+    h.cleat(&["network", "rm", "bridge"])
+        .fails()
+        .says("default");
+    h.cleat(&["network", "inspect", &net]).fails();
+}

@@ -1,0 +1,314 @@
+//! Network verbs: `network create`, `ls`, `inspect`, `rm`, `prune`. The work is in the
+//! library (`cleat::network`); this file turns it into Docker's output.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use cleat::containers::Registry;
+use cleat::network::attach::RUN_ROOT;
+use cleat::network::cidr::Subnet;
+use cleat::network::ipam::Leases;
+use cleat::network::store::{BRIDGE_DRIVER, CreateRequest, Network, NetworkStore, host_routes};
+use cleat::spec::NetworkMode;
+use cleat::time;
+
+use super::image::render_table;
+use super::ps::Format;
+use super::{CmdResult, diag};
+
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network (a free subnet of 10.89.0.0/16 unless --subnet says); prints
+    /// its ID
+    Create(CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks as JSON, with the containers on them
+    Inspect(InspectArgs),
+    /// Remove networks (never one a container uses)
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove every network no container uses (the default one stays)
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Subnet in CIDR form (at most one IPv4 and one IPv6)
+    #[arg(long, value_name = "CIDR")]
+    subnet: Vec<String>,
+    /// Gateway (the bridge's address) for the subnet given in the same position
+    #[arg(long, value_name = "IP")]
+    gateway: Vec<String>,
+    /// Give the network an IPv6 subnet too (a free /64 of fd89:c1ea::/48 unless --subnet says)
+    #[arg(long)]
+    ipv6: bool,
+    /// Network driver (only "bridge")
+    #[arg(short = 'd', long, default_value = BRIDGE_DRIVER, value_name = "DRIVER")]
+    driver: String,
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Print only network names
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation (cleat never asks; accepted for Docker compatibility)
+    #[arg(short = 'f', long)]
+    force: bool,
+}
+
+pub fn network(cmd: NetworkCommand) -> CmdResult {
+    match cmd {
+        NetworkCommand::Create(a) => create(a),
+        NetworkCommand::Ls(a) => ls(a),
+        NetworkCommand::Inspect(a) => inspect(a),
+        NetworkCommand::Rm(a) => rm(a),
+        NetworkCommand::Prune(a) => prune(a),
+    }
+}
+
+fn create(args: CreateArgs) -> CmdResult {
+    if args.driver != BRIDGE_DRIVER {
+        return Err(anyhow!(
+            "--driver {}: cleat has only the \"{BRIDGE_DRIVER}\" driver",
+            args.driver
+        )
+        .into());
+    }
+    if args.gateway.len() > args.subnet.len() {
+        return Err(anyhow!(
+            "--gateway needs a --subnet to belong to (one gateway per subnet, in order)"
+        )
+        .into());
+    }
+    let mut subnets = Vec::new();
+    for (i, text) in args.subnet.iter().enumerate() {
+        let subnet: Subnet = text
+            .parse()
+            .map_err(|e: cleat::spec::value::ValueError| anyhow!("--subnet {text}: {e}"))?;
+        let gateway = match args.gateway.get(i) {
+            Some(g) => Some(
+                g.parse()
+                    .map_err(|_| anyhow!("--gateway {g}: not an IP address"))?,
+            ),
+            None => None,
+        };
+        subnets.push((subnet, gateway));
+    }
+    let ipv6 = args.ipv6 || subnets.iter().any(|(s, _)| !s.is_ipv4());
+    let request = CreateRequest {
+        name: args.name,
+        subnets,
+        ipv6,
+        internal: false,
+    };
+    let network = NetworkStore::system().create(&request, &host_routes())?;
+    println!("{}", network.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The containers on a network now (they hold leases), and those defined to join it.
+fn users(network: &Network, registry: &Registry) -> (Vec<String>, Vec<String>) {
+    let mut running: Vec<String> = Leases::new(
+        std::path::PathBuf::from(RUN_ROOT)
+            .join(&network.name)
+            .join("leases"),
+    )
+    .list()
+    .unwrap_or_default()
+    .into_iter()
+    .map(|(_, owner)| owner)
+    .collect();
+    running.sort();
+    running.dedup();
+    let defined = registry
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| {
+            registry.load(name).is_ok_and(|c| {
+                c.spec
+                    .network
+                    .clone()
+                    .unwrap_or_else(NetworkMode::default_network)
+                    == NetworkMode::Network(network.name.clone())
+            })
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
+    (running, defined)
+}
+
+/// A network as Docker's `network inspect` shows it, plus `Bridge` and `Containers` by name.
+fn describe(network: &Network, registry: &Registry) -> Value {
+    let (running, defined) = users(network, registry);
+    json!({
+        "Name": network.name,
+        "Id": network.id,
+        "Created": time::rfc3339(network.created_usec),
+        "Scope": "local",
+        "Driver": network.driver,
+        "EnableIPv6": network.ipv6(),
+        "IPAM": {
+            "Driver": "default",
+            "Config": network.subnets.iter().map(|s| json!({
+                "Subnet": s.subnet.to_string(),
+                "Gateway": s.gateway.to_string(),
+            })).collect::<Vec<_>>(),
+        },
+        "Internal": network.internal,
+        "Options": { "com.docker.network.bridge.name": network.bridge },
+        "Bridge": network.bridge,
+        "Running": running,
+        "Containers": defined,
+    })
+}
+
+fn ls(args: LsArgs) -> CmdResult {
+    let networks = NetworkStore::system().list()?;
+    if args.quiet {
+        for n in &networks {
+            println!("{}", n.name);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == Format::Json {
+        let registry = Registry::system();
+        let json: Vec<Value> = networks.iter().map(|n| describe(n, &registry)).collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = vec![
+        ["NETWORK ID", "NAME", "DRIVER", "SUBNETS"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    table.extend(networks.iter().map(|n| {
+        vec![
+            n.id[..12].to_owned(),
+            n.name.clone(),
+            n.driver.clone(),
+            n.subnets
+                .iter()
+                .map(|s| s.subnet.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]
+    }));
+    print!("{}", render_table(&table));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(args: InspectArgs) -> CmdResult {
+    let store = NetworkStore::system();
+    let registry = Registry::system();
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        match store.require(name) {
+            Ok(n) => found.push(describe(&n, &registry)),
+            Err(e) => {
+                diag::error(e);
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&found)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Removes `name` unless a container uses it (runs on it, or is defined to join it).
+fn remove(store: &NetworkStore, registry: &Registry, name: &str) -> anyhow::Result<()> {
+    let network = store.require(name)?;
+    if network.is_default() {
+        // The store refuses it too; say so before listing who uses it.
+        store.remove(name)?;
+    }
+    let (running, defined) = users(&network, registry);
+    if !running.is_empty() {
+        return Err(anyhow!(
+            "network {name} is in use by running containers: {}",
+            running.join(", ")
+        ));
+    }
+    if !defined.is_empty() {
+        return Err(anyhow!(
+            "network {name} is used by containers: {}; remove them or change their network first",
+            defined.join(", ")
+        ));
+    }
+    store.remove(name)?;
+    Ok(())
+}
+
+fn rm(args: RmArgs) -> CmdResult {
+    let store = NetworkStore::system();
+    let registry = Registry::system();
+    let mut failed = false;
+    for name in &args.names {
+        match remove(&store, &registry, name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                diag::error(format!("{e:#}"));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn prune(args: PruneArgs) -> CmdResult {
+    let _ = args.force;
+    let store = NetworkStore::system();
+    let registry = Registry::system();
+    let mut removed = Vec::new();
+    for network in store.list()? {
+        if network.is_default() {
+            continue;
+        }
+        if remove(&store, &registry, &network.name).is_ok() {
+            removed.push(network.name);
+        }
+    }
+    if !removed.is_empty() {
+        println!("Deleted Networks:");
+        for name in &removed {
+            println!("{name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
