@@ -209,51 +209,24 @@ mod tests {
     /// The real switches, in a network namespace of the test's own.
     #[test]
     fn the_kernels_switches() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root");
+        if !super::super::testing::can_run(false) {
             return;
         }
         let record = std::env::temp_dir().join(format!(
             "cleat-forwarding-{}-kernel.json",
             std::process::id()
         ));
-        // SAFETY: the child only runs the test body and exits.
-        match unsafe { libc::fork() } {
-            0 => {
-                let ok = std::panic::catch_unwind(|| {
-                    // SAFETY: CLONE_NEWNET changes only this process's network namespace.
-                    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0);
-                    let f = Forwarding::at("/proc/sys", &record);
-                    assert_eq!(
-                        read_switch(Path::new("/proc/sys/net/ipv4/ip_forward")).unwrap(),
-                        "0"
-                    );
-                    f.enable(false).unwrap();
-                    assert_eq!(
-                        read_switch(Path::new("/proc/sys/net/ipv4/ip_forward")).unwrap(),
-                        "1"
-                    );
-                    f.restore().unwrap();
-                    assert_eq!(
-                        read_switch(Path::new("/proc/sys/net/ipv4/ip_forward")).unwrap(),
-                        "0"
-                    );
-                })
-                .is_ok();
-                // SAFETY: leaving the child without running the parent's destructors.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-            }
-            pid => {
-                let mut status = 0;
-                // SAFETY: waiting for our own child.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                let _ = fs::remove_file(&record);
-                assert!(
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                    "the test failed in its namespace (status {status:#x}); run with --nocapture"
-                );
-            }
-        }
+        let in_child = record.clone();
+        super::super::testing::in_own_network_namespace(move || {
+            let f = Forwarding::at("/proc/sys", &in_child);
+            let switch = Path::new("/proc/sys/net/ipv4/ip_forward");
+            assert_eq!(read_switch(switch).unwrap(), "0");
+            f.enable(false).unwrap();
+            assert_eq!(read_switch(switch).unwrap(), "1");
+            f.restore().unwrap();
+            assert_eq!(read_switch(switch).unwrap(), "0");
+        });
+        let _ = fs::remove_file(&record);
+        let _ = fs::remove_file(record.with_extension("lock"));
     }
 }

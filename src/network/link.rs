@@ -293,39 +293,14 @@ async fn configure(inside: &Inside) -> Result<(), LinkError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{can_run, in_own_network_namespace, new_netns};
     use super::*;
     use std::io::{Read, Write};
-    use std::os::fd::OwnedFd;
-
-    /// Moves the calling thread into a new network namespace.
-    fn unshare_net() {
-        // SAFETY: CLONE_NEWNET changes only the calling thread's network namespace; no memory
-        // is touched.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare(CLONE_NEWNET)");
-    }
-
-    /// A new network namespace, held by a descriptor (made on a thread that then ends).
-    fn new_netns() -> OwnedFd {
-        std::thread::spawn(|| {
-            unshare_net();
-            rustix::fs::open(
-                "/proc/thread-self/ns/net",
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .expect("opening the namespace")
-        })
-        .join()
-        .expect("namespace thread")
-    }
 
     /// The whole path in two namespaces of the test's own (never the machine's): a bridge
     /// with the gateway's address in one, a container's eth0 in the other, and a TCP
     /// connection from the "container" to the bridge's address.
     fn bridge_veth_and_a_connection() {
-        // This process's own namespace, made for the test.
-        unshare_net();
         let container = new_netns();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -388,26 +363,8 @@ mod tests {
     /// Needs root; runs in a child process whose network namespace is its own.
     #[test]
     fn in_private_namespaces() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-        // SAFETY: the child only runs the test body and exits; a panic there is caught.
-        match unsafe { libc::fork() } {
-            0 => {
-                let ok = std::panic::catch_unwind(bridge_veth_and_a_connection).is_ok();
-                // SAFETY: leaving the child without running the parent's destructors.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-            }
-            pid => {
-                let mut status = 0;
-                // SAFETY: waiting for our own child.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                assert!(
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                    "the test failed in its namespaces (status {status:#x}); see above"
-                );
-            }
+        if can_run(false) {
+            in_own_network_namespace(bridge_veth_and_a_connection);
         }
     }
 }

@@ -35,3 +35,5 @@ pub mod nft;
 pub mod ports;
 pub mod publish;
 pub mod store;
+#[cfg(test)]
+mod testing;

@@ -246,6 +246,7 @@ pub fn ensure_table() -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{can_run, in_own_network_namespace, new_netns};
     use super::*;
 
     fn port(
@@ -307,60 +308,37 @@ mod tests {
     /// come and go; a port published twice is refused; a second `ensure_table` is fine.
     #[test]
     fn the_table_loads_and_takes_elements() {
-        if !rustix::process::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err()
-        {
-            eprintln!("skipped: needs root and nft");
+        if !can_run(true) {
             return;
         }
-        // SAFETY: the child only runs the test body and exits.
-        match unsafe { libc::fork() } {
-            0 => {
-                let ok = std::panic::catch_unwind(|| {
-                    // SAFETY: CLONE_NEWNET changes only this process's network namespace.
-                    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0);
-                    ensure_table().unwrap();
-                    ensure_table().unwrap();
-                    let subnets = ["10.89.0.0/24".parse().unwrap()];
-                    apply(&add_network("cleat0", &subnets)).unwrap();
-                    apply(&add_network("cleat0", &subnets)).unwrap();
-                    let ports = [
-                        port(None, 8080, "10.89.0.5", 80),
-                        port(Some("127.0.0.1"), 8081, "10.89.0.5", 81),
-                    ];
-                    apply(&add_ports(&ports)).unwrap();
-                    let again =
-                        apply(&add_ports(&[port(None, 8080, "10.89.0.6", 80)])).unwrap_err();
-                    assert_eq!(again.kind(), io::ErrorKind::AlreadyExists, "{again}");
-                    let listing = Command::new("nft")
-                        .args(["list", "table", "inet", "cleat"])
-                        .output()
-                        .unwrap();
-                    let listing = String::from_utf8_lossy(&listing.stdout);
-                    assert!(listing.contains("tcp . 8080 : 10.89.0.5 . 80"), "{listing}");
-                    apply(&delete_ports(&ports)).unwrap();
-                    apply(&delete_network("cleat0", &subnets)).unwrap();
-                    let listing = Command::new("nft")
-                        .args(["list", "table", "inet", "cleat"])
-                        .output()
-                        .unwrap();
-                    let listing = String::from_utf8_lossy(&listing.stdout);
-                    assert!(!listing.contains("10.89.0.5"), "{listing}");
-                })
-                .is_ok();
-                // SAFETY: leaving the child without running the parent's destructors.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-            }
-            pid => {
-                let mut status = 0;
-                // SAFETY: waiting for our own child.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                assert!(
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                    "the test failed in its namespace (status {status:#x}); see above"
-                );
-            }
-        }
+        in_own_network_namespace(|| {
+            ensure_table().unwrap();
+            ensure_table().unwrap();
+            let subnets = ["10.89.0.0/24".parse().unwrap()];
+            apply(&add_network("cleat0", &subnets)).unwrap();
+            apply(&add_network("cleat0", &subnets)).unwrap();
+            let ports = [
+                port(None, 8080, "10.89.0.5", 80),
+                port(Some("127.0.0.1"), 8081, "10.89.0.5", 81),
+            ];
+            apply(&add_ports(&ports)).unwrap();
+            let again = apply(&add_ports(&[port(None, 8080, "10.89.0.6", 80)])).unwrap_err();
+            assert_eq!(again.kind(), io::ErrorKind::AlreadyExists, "{again}");
+            let listing = Command::new("nft")
+                .args(["list", "table", "inet", "cleat"])
+                .output()
+                .unwrap();
+            let listing = String::from_utf8_lossy(&listing.stdout);
+            assert!(listing.contains("tcp . 8080 : 10.89.0.5 . 80"), "{listing}");
+            apply(&delete_ports(&ports)).unwrap();
+            apply(&delete_network("cleat0", &subnets)).unwrap();
+            let listing = Command::new("nft")
+                .args(["list", "table", "inet", "cleat"])
+                .output()
+                .unwrap();
+            let listing = String::from_utf8_lossy(&listing.stdout);
+            assert!(!listing.contains("10.89.0.5"), "{listing}");
+        });
     }
 
     /// A published port works, in namespaces of the test's own: a "container" (its own
@@ -371,44 +349,9 @@ mod tests {
     /// masqueraded (the container could not answer it).
     #[test]
     fn a_published_port_answers_from_outside_and_from_loopback() {
-        if !rustix::process::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err()
-        {
-            eprintln!("skipped: needs root and nft");
-            return;
+        if can_run(true) {
+            in_own_network_namespace(published_port_body);
         }
-        // SAFETY: the child only runs the test body and exits.
-        match unsafe { libc::fork() } {
-            0 => {
-                let ok = std::panic::catch_unwind(published_port_body).is_ok();
-                // SAFETY: leaving the child without running the parent's destructors.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-            }
-            pid => {
-                let mut status = 0;
-                // SAFETY: waiting for our own child.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                assert!(
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                    "the test failed in its namespaces (status {status:#x}); run with --nocapture"
-                );
-            }
-        }
-    }
-
-    fn new_netns() -> std::os::fd::OwnedFd {
-        std::thread::spawn(|| {
-            // SAFETY: CLONE_NEWNET changes only this thread's network namespace.
-            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0);
-            rustix::fs::open(
-                "/proc/thread-self/ns/net",
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .unwrap()
-        })
-        .join()
-        .unwrap()
     }
 
     /// Runs `f` on a thread inside the namespace `ns`.
@@ -436,9 +379,6 @@ mod tests {
         use std::os::fd::AsFd;
 
         // The host: this process, in a namespace of its own, forwarding.
-        // SAFETY: CLONE_NEWNET changes only this process's network namespace.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0);
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
         let container = new_netns();
         let external = new_netns();
