@@ -80,6 +80,8 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Show a container's published ports
+    Port(network::PortArgs),
     /// Show or check container definitions
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -171,6 +173,7 @@ pub fn main() -> ExitCode {
         Command::Logout(a) => image::logout(a),
         Command::Volume(c) => volume::volume(c),
         Command::Network(c) => network::network(c),
+        Command::Port(a) => network::port(a),
         Command::Config(c) => config::config(c),
         Command::Internal(c) => internal::internal(c),
     };

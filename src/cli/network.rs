@@ -312,3 +312,70 @@ fn prune(args: PruneArgs) -> CmdResult {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args)]
+pub struct PortArgs {
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Only this container port (`80` or `80/udp`)
+    #[arg(value_name = "PORT")]
+    port: Option<String>,
+}
+
+/// `cleat port NAME [PORT]`: the host addresses of a running container's published ports, as
+/// Docker prints them (`80/tcp -> 0.0.0.0:8080`).
+pub fn port(args: PortArgs) -> CmdResult {
+    let name = super::name(&args.name).map_err(|f| f.error)?;
+    let registry = Registry::system();
+    registry.require(&name)?;
+    let path = registry.state.dir(&name).join("network.json");
+    let attachment: Option<cleat::network::attach::Attachment> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(attachment) = attachment else {
+        return Err(anyhow!("container {name} is not running on a bridge network").into());
+    };
+    let wanted = match &args.port {
+        Some(p) => {
+            let (number, protocol) = p.split_once('/').unwrap_or((p, "tcp"));
+            let number: u16 = number
+                .parse()
+                .map_err(|_| anyhow!("invalid port {p:?} (expected PORT or PORT/PROTOCOL)"))?;
+            Some((number, protocol.to_ascii_lowercase()))
+        }
+        None => None,
+    };
+    let mut lines: Vec<String> = attachment
+        .published
+        .iter()
+        .filter(|p| {
+            wanted
+                .as_ref()
+                .is_none_or(|(n, proto)| p.container_port == *n && p.protocol.to_string() == *proto)
+        })
+        .map(|p| {
+            let host = match p.host_ip {
+                Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+                Some(ip) => ip.to_string(),
+                None if p.container_ip.is_ipv4() => "0.0.0.0".to_owned(),
+                None => "[::]".to_owned(),
+            };
+            format!(
+                "{}/{} -> {host}:{}",
+                p.container_port, p.protocol, p.host_port
+            )
+        })
+        .collect();
+    lines.dedup();
+    if lines.is_empty() && wanted.is_some() {
+        return Err(anyhow!(
+            "no public port {} published for {name}",
+            args.port.unwrap_or_default()
+        )
+        .into());
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -120,6 +120,13 @@ fn published_ports_answer_on_loopback_and_on_the_bridge_and_go_away() {
         ],
     )
     .ok();
+    let ports = h.cleat(&["port", &c.name]);
+    ports.ok();
+    assert!(
+        ports.stdout.contains("80/tcp -> 127.0.0.1:18080"),
+        "{ports}"
+    );
+    assert!(ports.stdout.contains("80/tcp -> 0.0.0.0:18081"), "{ports}");
     for (addr, port) in [
         ("127.0.0.1", 18080),
         ("127.0.0.1", 18081),
@@ -243,4 +250,36 @@ fn named_networks_are_created_joined_kept_apart_and_removed() {
         .fails()
         .says("default");
     h.cleat(&["network", "inspect", &net]).fails();
+}
+
+/// `-p IP::PORT` takes a free host port; `cleat port` says which, and it answers.
+#[test]
+fn a_random_host_port_is_shown_and_answers() {
+    let h = host();
+    let c = Case::new("net-random");
+    c.run(
+        &["-d", "-p", "127.0.0.1::80/tcp"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo random > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    let out = h.cleat(&["port", &c.name, "80"]);
+    out.ok();
+    let port: u16 = out
+        .stdout
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {out}"));
+    let got = h.exec(&["sh", "-c", &http_get("127.0.0.1", port)]);
+    assert!(got.stdout.contains("random"), "{got}");
+    h.cleat(&["port", &c.name, "81"])
+        .fails()
+        .says("no public port");
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.cleat(&["port", &c.name]).fails();
 }
