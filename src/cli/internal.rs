@@ -257,7 +257,7 @@ fn start_attached(
         attachment,
     } = parts;
     let address = attachment.and_then(|a| a.addresses.first().map(|(ip, _)| *ip));
-    let etc_files = etc_files(registry, name, &process, host_network, address)?;
+    let etc_files = etc_files(registry, name, spec, &process, host_network, address)?;
     let extra = cleat::rootfs::volumes::plan_mounts(spec, image, &VolumeStore::system(), registry)?;
     let notify_mode = spec.notify.unwrap_or_default();
     // The container's notifications go through a relay of ours (see `notify::Relay`), never
@@ -349,6 +349,7 @@ fn start_attached(
 fn etc_files(
     registry: &Registry,
     name: &cleat::spec::Name,
+    spec: &Spec,
     process: &process::ProcessPlan,
     host_network: bool,
     address: Option<std::net::IpAddr>,
@@ -361,10 +362,24 @@ fn etc_files(
     } else {
         cleat::runtime::etc::hosts(&process.hostname, process.domainname.as_deref(), address)
     };
+    let added: Vec<(String, std::net::IpAddr)> = spec
+        .add_hosts
+        .iter()
+        .filter_map(|e| cleat::spec::parse_add_host(e).ok())
+        .collect();
+    let hosts = cleat::runtime::etc::add_hosts(&hosts, &added);
     let resolv = cleat::runtime::etc::resolv_conf(
         &read("/etc/resolv.conf").unwrap_or_default(),
         read("/run/systemd/resolve/resolv.conf").as_deref(),
         host_network,
+    );
+    let resolv = cleat::runtime::etc::override_resolv_conf(
+        &resolv,
+        &cleat::runtime::etc::DnsOverrides {
+            servers: &spec.dns,
+            search: &spec.dns_search,
+            options: &spec.dns_options,
+        },
     );
     let files = [
         (

@@ -63,9 +63,80 @@ pub fn resolv_conf(host: &str, resolved_upstream: Option<&str>, host_network: bo
         .collect()
 }
 
+/// What `--dns`, `--dns-search` and `--dns-option` say: each, when given, replaces the
+/// corresponding lines of the host's file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsOverrides<'a> {
+    pub servers: &'a [std::net::IpAddr],
+    pub search: &'a [String],
+    pub options: &'a [String],
+}
+
+/// `resolv` with `overrides` applied.
+pub fn override_resolv_conf(resolv: &str, overrides: &DnsOverrides<'_>) -> String {
+    let mut out: String = resolv
+        .lines()
+        .filter(|line| {
+            let replaced = match line.split_whitespace().next() {
+                Some("nameserver") => !overrides.servers.is_empty(),
+                Some("search" | "domain") => !overrides.search.is_empty(),
+                Some("options") => !overrides.options.is_empty(),
+                _ => false,
+            };
+            !replaced
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for server in overrides.servers {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    if !overrides.search.is_empty() {
+        out.push_str(&format!("search {}\n", overrides.search.join(" ")));
+    }
+    if !overrides.options.is_empty() {
+        out.push_str(&format!("options {}\n", overrides.options.join(" ")));
+    }
+    out
+}
+
+/// `/etc/hosts` with the `--add-host` entries appended (`name` and its address).
+pub fn add_hosts(hosts: &str, entries: &[(String, std::net::IpAddr)]) -> String {
+    let mut out = hosts.to_owned();
+    for (name, addr) in entries {
+        out.push_str(&format!("{addr}\t{name}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_overrides_and_added_hosts() {
+        let host = "nameserver 192.0.2.1\nsearch lan\noptions edns0\n";
+        let servers = ["1.1.1.1".parse().unwrap()];
+        let search = ["example.org".to_owned(), "corp".to_owned()];
+        assert_eq!(override_resolv_conf(host, &DnsOverrides::default()), host);
+        assert_eq!(
+            override_resolv_conf(
+                host,
+                &DnsOverrides {
+                    servers: &servers,
+                    search: &search,
+                    options: &[],
+                }
+            ),
+            "options edns0\nnameserver 1.1.1.1\nsearch example.org corp\n"
+        );
+        assert_eq!(
+            add_hosts(
+                "127.0.0.1\tlocalhost\n",
+                &[("db".into(), "10.0.0.5".parse().unwrap())]
+            ),
+            "127.0.0.1\tlocalhost\n10.0.0.5\tdb\n"
+        );
+    }
 
     #[test]
     fn hosts_names_the_container() {

@@ -63,6 +63,18 @@ pub struct ContainerFlags {
     /// Publish every port the image exposes, on random host ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Add an /etc/hosts entry
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// Name server, instead of the host's
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Search domain, instead of the host's
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Resolver option, instead of the host's
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
     /// Domain name inside the container
     #[arg(long, value_name = "NAME")]
     pub domainname: Option<String>,
@@ -230,6 +242,21 @@ impl ContainerFlags {
         if self.publish_all {
             spec.publish_all = Some(true);
         }
+        for entry in &self.add_host {
+            super::parse_add_host(entry).map_err(flag_err("--add-host"))?;
+        }
+        spec.add_hosts = self.add_host.clone();
+        spec.dns = self
+            .dns
+            .iter()
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| ValueError(format!("invalid name server {d:?} (an IP address)")))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(flag_err("--dns"))?;
+        spec.dns_search = self.dns_search.clone();
+        spec.dns_options = self.dns_option.clone();
         if let Some(d) = &self.domainname {
             super::value::check_hostname(d).map_err(flag_err("--domainname"))?;
             spec.domainname = Some(d.clone());

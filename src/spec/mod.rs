@@ -64,6 +64,18 @@ pub struct Spec {
     /// Publish every port the image exposes, on random host ports (`-P`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish_all: Option<bool>,
+    /// Extra /etc/hosts entries (`--add-host NAME:IP`), as `NAME:IP`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_hosts: Vec<String>,
+    /// Name servers replacing the host's (`--dns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<std::net::IpAddr>,
+    /// Search domains replacing the host's (`--dns-search`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// Resolver options replacing the host's (`--dns-option`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
     /// Mount the root file system read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
@@ -194,6 +206,19 @@ impl Install {
     }
 }
 
+/// `NAME:IP` of `--add-host` (IPv6 with or without brackets): the name and the address.
+pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), value::ValueError> {
+    let bad = || {
+        value::ValueError(format!(
+            "invalid host entry {s:?} (expected NAME:IP, such as db:10.0.0.5)"
+        ))
+    };
+    let (name, addr) = s.split_once(':').ok_or_else(bad)?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    value::check_hostname(name).map_err(|e| value::ValueError(format!("{s:?}: {}", e.0)))?;
+    Ok((name.to_owned(), addr.parse().map_err(|_| bad())?))
+}
+
 impl Spec {
     /// A spec with only the mandatory parts; everything else unset.
     pub fn new(name: Name, source: Source) -> Spec {
@@ -212,6 +237,10 @@ impl Spec {
             network: None,
             ports: Vec::new(),
             publish_all: None,
+            add_hosts: Vec::new(),
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            dns_options: Vec::new(),
             read_only: None,
             volumes: Vec::new(),
             mounts: Vec::new(),

@@ -283,3 +283,53 @@ fn a_random_host_port_is_shown_and_answers() {
     h.cleat(&["rm", "-f", &c.name]).ok();
     h.cleat(&["port", &c.name]).fails();
 }
+
+#[test]
+fn add_host_and_dns_settings_reach_the_containers_files() {
+    let h = host();
+    let c = Case::new("net-dns");
+    let out = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &c.name,
+        "--add-host",
+        "db:10.0.0.5",
+        "--add-host",
+        "v6:[fd00::5]",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.org",
+        "--dns-option",
+        "ndots:2",
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    out.ok();
+    for line in [
+        "10.0.0.5\tdb",
+        "fd00::5\tv6",
+        "nameserver 192.0.2.53",
+        "search example.org",
+        "options ndots:2",
+    ] {
+        assert!(out.stdout.contains(line), "no {line:?} in:\n{out}");
+    }
+    assert_eq!(out.stdout.matches("nameserver").count(), 1, "{out}");
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "bad",
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .code_is(125)
+    .reads_clean()
+    .says("NAME:IP");
+}

@@ -88,6 +88,38 @@ const TOP_LEVEL: &[Field] = &[
         }
     }),
     value("publish-all", |r, n, d| d.spec.publish_all = r.boolean(n)),
+    value("add-host", |r, n, d| {
+        r.parse_list(
+            n,
+            "an array of host entries (\"db:10.0.0.5\")",
+            |s| crate::spec::parse_add_host(s).map(|_| s.to_owned()),
+            &mut d.spec.add_hosts,
+        )
+    }),
+    value("dns", |r, n, d| {
+        r.parse_list(
+            n,
+            "an array of name servers (\"1.1.1.1\")",
+            |s| {
+                s.parse::<std::net::IpAddr>().map_err(|_| {
+                    crate::spec::value::ValueError(format!(
+                        "invalid name server {s:?} (an IP address)"
+                    ))
+                })
+            },
+            &mut d.spec.dns,
+        )
+    }),
+    value("dns-search", |r, n, d| {
+        if let Some(v) = r.strings(n) {
+            d.spec.dns_search = v;
+        }
+    }),
+    value("dns-option", |r, n, d| {
+        if let Some(v) = r.strings(n) {
+            d.spec.dns_options = v;
+        }
+    }),
     value("read-only", |r, n, d| d.spec.read_only = r.boolean(n)),
     value("volumes", |r, n, d| {
         r.parse_list(
