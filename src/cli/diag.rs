@@ -46,3 +46,24 @@ pub fn warning(msg: impl std::fmt::Display) {
 pub fn note(msg: impl std::fmt::Display) {
     emit(5, "", &msg.to_string());
 }
+
+/// Runs `f` for every item of a command that takes several names, reporting each failure as
+/// it comes and going on with the others, as Docker does; the exit status says whether any
+/// failed.
+pub fn each_reported<T>(
+    items: impl IntoIterator<Item = T>,
+    mut f: impl FnMut(T) -> anyhow::Result<()>,
+) -> std::process::ExitCode {
+    let mut failed = false;
+    for item in items {
+        if let Err(e) = f(item) {
+            error(format!("{e:#}"));
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}

@@ -393,21 +393,9 @@ fn kept(registry: &Registry, store: &Store) -> HashSet<Digest> {
 pub fn rmi(args: RmiArgs) -> CmdResult {
     let store = open_store()?;
     let registry = Registry::system();
-    let mut failed = false;
-    for text in &args.images {
-        match remove_image(&store, &registry, text, args.force) {
-            Ok(()) => {}
-            Err(e) => {
-                super::diag::error(format!("{:#}", e.error));
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::diag::each_reported(&args.images, |text| {
+        remove_image(&store, &registry, text, args.force).map_err(|f| f.error)
+    }))
 }
 
 fn remove_image(

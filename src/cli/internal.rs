@@ -20,6 +20,7 @@ use cleat::image::manifest::Platform;
 use cleat::image::progress::Plain;
 use cleat::image::pull::{self, LocalImage};
 use cleat::image::store::Store;
+use cleat::network::attach;
 use cleat::rootfs::Overlay;
 use cleat::rootfs::{RootfsOptions, RootfsPlan};
 use cleat::runtime::launch::{self, Launch, Outcome};
@@ -122,10 +123,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         upper,
         work,
     });
-    let network_mode = spec
-        .network
-        .clone()
-        .unwrap_or_else(NetworkMode::default_network);
+    let network_mode = spec.network_mode();
     let host_network = network_mode == NetworkMode::Host;
     // What a start that crashed (or whose stop never ran) left on the network first.
     detach_leftovers(&registry, &name);
@@ -169,36 +167,18 @@ struct StartParts<'a> {
     root: PathBuf,
     overlay: Option<Overlay>,
     host_network: bool,
-    attachment: Option<&'a cleat::network::attach::Attachment>,
-}
-
-/// The mark of a container that holds (or is taking) addresses on a network.
-fn lease_marker(registry: &Registry, name: &cleat::spec::Name) -> PathBuf {
-    registry.state.dir(name).join("network.lease")
-}
-
-/// The record of what a container has on its network, in its state directory.
-fn attachment_path(registry: &Registry, name: &cleat::spec::Name) -> PathBuf {
-    registry.state.dir(name).join("network.json")
-}
-
-fn read_attachment(
-    registry: &Registry,
-    name: &cleat::spec::Name,
-) -> Option<cleat::network::attach::Attachment> {
-    let bytes = std::fs::read(attachment_path(registry, name)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    attachment: Option<&'a attach::Attachment>,
 }
 
 /// Takes back what a container still has on a network (its stop did not run), and forgets it.
 fn detach_leftovers(registry: &Registry, name: &cleat::spec::Name) {
-    if let Some(old) = read_attachment(registry, name) {
-        if let Err(e) = cleat::network::attach::detach(&old, name.as_str()) {
+    let dir = registry.state.dir(name);
+    if let Some(old) = attach::load(&dir) {
+        if let Err(e) = attach::detach(&old, name.as_str()) {
             diag::warning(format_args!("{name}: leaving network {}: {e}", old.network));
         }
-        let _ = std::fs::remove_file(attachment_path(registry, name));
     }
-    let _ = std::fs::remove_file(lease_marker(registry, name));
+    attach::forget(&dir);
 }
 
 /// Prepares the container's place on a bridge network (address, bridge, rules, host ports)
@@ -209,36 +189,34 @@ fn attach_network(
     spec: &Spec,
     image: &cleat::image::ImageConfig,
     network: &str,
-) -> anyhow::Result<cleat::network::attach::Attachment> {
+) -> anyhow::Result<attach::Attachment> {
     let definition = cleat::network::store::NetworkStore::system().require(network)?;
     let mut ports = spec.ports.clone();
     if spec.publish_all == Some(true) {
         ports.extend(cleat::network::ports::expose_all(&image.exposed_ports)?);
     }
-    // A lease's owner holds it while its marker is there: made before it takes its
-    // addresses, removed by its stop (or its next start, after a crash).
-    let marker = lease_marker(registry, name);
-    std::fs::write(&marker, network).with_context(|| format!("writing {}", marker.display()))?;
+    // A lease's owner holds it while it is marked: from before it takes its addresses until
+    // its stop (or its next start, after a crash).
+    let dir = registry.state.dir(name);
+    attach::mark(&dir, network).with_context(|| format!("marking {}", dir.display()))?;
     let is_alive = |owner: &str| {
         owner
             .parse::<cleat::spec::Name>()
-            .is_ok_and(|n| lease_marker(registry, &n).is_file())
+            .is_ok_and(|n| attach::is_marked(&registry.state.dir(&n)))
     };
-    let attachment =
-        match cleat::network::attach::prepare(&definition, name.as_str(), &ports, is_alive) {
-            Ok(a) => a,
+    let recorded = attach::prepare(&definition, name.as_str(), &ports, is_alive)
+        .map_err(|e| anyhow::Error::new(e).context(format!("joining network {network}")))
+        .and_then(|a| match attach::save(&dir, &a) {
+            Ok(()) => Ok(a),
             Err(e) => {
-                let _ = std::fs::remove_file(&marker);
-                return Err(anyhow::Error::new(e).context(format!("joining network {network}")));
+                let _ = attach::detach(&a, name.as_str());
+                Err(anyhow!("recording the network in {}: {e}", dir.display()))
             }
-        };
-    let path = attachment_path(registry, name);
-    let json = serde_json::to_vec_pretty(&attachment)?;
-    if let Err(e) = std::fs::write(&path, json) {
-        let _ = cleat::network::attach::detach(&attachment, name.as_str());
-        return Err(anyhow!("writing {}: {e}", path.display()));
+        });
+    if recorded.is_err() {
+        attach::forget(&dir);
     }
-    Ok(attachment)
+    recorded
 }
 
 fn start_attached(
@@ -299,9 +277,8 @@ fn start_attached(
         process.env.sort();
     }
     let rootfs = RootfsPlan::new(root, overlay, &options);
-    let connect = attachment.map(|a| {
-        move |pid: i32| cleat::network::attach::connect(a, pid).map_err(|e| e.to_string())
-    });
+    let connect =
+        attachment.map(|a| move |pid: i32| attach::connect(a, pid).map_err(|e| e.to_string()));
     let l = Launch {
         rootfs: &rootfs,
         process: &process,

@@ -152,13 +152,9 @@ fn users(network: &Network, registry: &Registry) -> (Vec<String>, Vec<String>) {
         .unwrap_or_default()
         .into_iter()
         .filter(|(name, _)| {
-            registry.load(name).is_ok_and(|c| {
-                c.spec
-                    .network
-                    .clone()
-                    .unwrap_or_else(NetworkMode::default_network)
-                    == NetworkMode::Network(network.name.clone())
-            })
+            registry
+                .load(name)
+                .is_ok_and(|c| c.spec.network_mode() == NetworkMode::Network(network.name.clone()))
         })
         .map(|(name, _)| name.to_string())
         .collect();
@@ -229,22 +225,12 @@ fn inspect(args: InspectArgs) -> CmdResult {
     let store = NetworkStore::system();
     let registry = Registry::system();
     let mut found = Vec::new();
-    let mut failed = false;
-    for name in &args.names {
-        match store.require(name) {
-            Ok(n) => found.push(describe(&n, &registry)),
-            Err(e) => {
-                diag::error(e);
-                failed = true;
-            }
-        }
-    }
+    let code = diag::each_reported(&args.names, |name| {
+        found.push(describe(&store.require(name)?, &registry));
+        Ok(())
+    });
     println!("{}", serde_json::to_string_pretty(&found)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }
 
 /// Removes `name` unless a container uses it (runs on it, or is defined to join it).
@@ -274,21 +260,11 @@ fn remove(store: &NetworkStore, registry: &Registry, name: &str) -> anyhow::Resu
 fn rm(args: RmArgs) -> CmdResult {
     let store = NetworkStore::system();
     let registry = Registry::system();
-    let mut failed = false;
-    for name in &args.names {
-        match remove(&store, &registry, name) {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                diag::error(format!("{e:#}"));
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(diag::each_reported(&args.names, |name| {
+        remove(&store, &registry, name)?;
+        println!("{name}");
+        Ok(())
+    }))
 }
 
 fn prune(args: PruneArgs) -> CmdResult {
@@ -328,11 +304,7 @@ pub fn port(args: PortArgs) -> CmdResult {
     let name = super::name(&args.name).map_err(|f| f.error)?;
     let registry = Registry::system();
     registry.require(&name)?;
-    let path = registry.state.dir(&name).join("network.json");
-    let attachment: Option<cleat::network::attach::Attachment> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(attachment) = attachment else {
+    let Some(attachment) = cleat::network::attach::load(&registry.state.dir(&name)) else {
         return Err(anyhow!("container {name} is not running on a bridge network").into());
     };
     let wanted = match &args.port {

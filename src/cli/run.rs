@@ -11,9 +11,9 @@ use cleat::spec::flags::ContainerFlags;
 use std::sync::Arc;
 
 use cleat::image::manifest::Platform;
+use cleat::image::parse_reference;
 use cleat::image::pull;
 use cleat::image::store::Store;
-use cleat::image::{Digest, parse_reference};
 use cleat::spec::{Restart, Source, Spec};
 use cleat::state::AdhocRecord;
 use cleat::unit::dbus::{BusError, Systemd, UnitState};
@@ -67,8 +67,8 @@ fn validate(spec: &Spec, auto_remove: bool) -> anyhow::Result<()> {
 }
 
 /// Brings the container's image into the store as its pull policy says (showing progress),
-/// and returns the manifest it will run, which the container keeps.
-fn pull_for_create(spec: &Spec, platform: &Platform) -> Result<Option<Digest>, Failure> {
+/// and returns it (the container keeps its manifest digest).
+fn pull_for_create(spec: &Spec, platform: &Platform) -> Result<Option<pull::LocalImage>, Failure> {
     let Source::Image(text) = &spec.source else {
         return Ok(None);
     };
@@ -85,25 +85,7 @@ fn pull_for_create(spec: &Spec, platform: &Platform) -> Result<Option<Digest>, F
             progress.as_ref(),
         ))
         .map_err(run_error)?;
-    Ok(Some(image.manifest_digest))
-}
-
-/// Everything a start would check that does not depend on the host at that time: the user
-/// and groups in the image, the environment files, capabilities, the seccomp profile, limits
-/// and every mount. Creates nothing.
-fn preflight(spec: &Spec, image: Option<&Digest>, registry: &Registry) -> anyhow::Result<()> {
-    let local = match (&spec.source, image) {
-        (Source::Image(text), Some(digest)) => {
-            let store = Store::system()?;
-            Some(pull::load_manifest(
-                &store,
-                &parse_reference(text)?,
-                digest,
-            )?)
-        }
-        _ => None,
-    };
-    super::prepare::check(spec, local, registry)
+    Ok(Some(image))
 }
 
 /// Records a new ad-hoc container (nothing is recorded if any check fails).
@@ -125,8 +107,11 @@ fn define(
         )));
     }
     let platform = super::image::platform(platform).map_err(|f| run_error(f.error))?;
-    let image = pull_for_create(&spec, &platform)?;
-    preflight(&spec, image.as_ref(), &registry).map_err(run_error)?;
+    let local = pull_for_create(&spec, &platform)?;
+    let image = local.as_ref().map(|l| l.manifest_digest.clone());
+    // Everything a start would check (user and groups in the image, capabilities, seccomp
+    // profile, mounts...), before the container exists.
+    super::prepare::check(&spec, local, &registry).map_err(run_error)?;
     let id = cleat::state::new_id()
         .map_err(|e| run_error(anyhow!("reading /dev/urandom for a container ID: {e}")))?;
     let record = AdhocRecord {

@@ -182,23 +182,15 @@ pub fn inspect(args: InspectArgs) -> CmdResult {
     let store = VolumeStore::system();
     let usage = usage(&Registry::system())?;
     let mut found = Vec::new();
-    let mut failed = false;
-    for text in &args.names {
-        let volume = volume_name(text).and_then(|n| Ok(store.require(&n)?));
-        match volume {
-            Ok(v) => found.push(describe(&v, &usage.users(&v.name))),
-            Err(f) => {
-                diag::error(format!("{:#}", f.error));
-                failed = true;
-            }
-        }
-    }
+    let code = diag::each_reported(&args.names, |text| {
+        let volume = volume_name(text)
+            .and_then(|n| Ok(store.require(&n)?))
+            .map_err(|f| f.error)?;
+        found.push(describe(&volume, &usage.users(&volume.name)));
+        Ok(())
+    });
     println!("{}", serde_json::to_string_pretty(&found)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }
 
 /// The containers whose units run now, asked of systemd.
@@ -228,28 +220,16 @@ pub fn rm(args: RmArgs) -> CmdResult {
     let store = VolumeStore::system();
     let registry = Registry::system();
     let usage = Usage::compute(&registry, running_containers(&registry)?)?;
-    let mut failed = false;
-    for text in &args.names {
-        let removed = volume_name(text).and_then(|n| match store.remove(&n, &usage, args.force) {
-            Ok(_) => Ok(true),
+    Ok(diag::each_reported(&args.names, |text| {
+        let name = volume_name(text).map_err(|f| f.error)?;
+        match store.remove(&name, &usage, args.force) {
+            Ok(_) => println!("{text}"),
             // Docker's -f: a volume that is not there is not an error.
-            Err(VolumeError::NotFound(_)) if args.force => Ok(false),
-            Err(e) => Err(e.into()),
-        });
-        match removed {
-            Ok(true) => println!("{text}"),
-            Ok(false) => {}
-            Err(f) => {
-                diag::error(format!("{:#}", f.error));
-                failed = true;
-            }
+            Err(VolumeError::NotFound(_)) if args.force => {}
+            Err(e) => return Err(e.into()),
         }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+        Ok(())
+    }))
 }
 
 pub fn prune(args: PruneArgs) -> CmdResult {

@@ -11,7 +11,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +80,41 @@ impl Attachment {
         }
         out
     }
+}
+
+/// The record of a container's attachment, in its state directory.
+const RECORD: &str = "network.json";
+/// The mark of a container that holds (or is taking) addresses: made before it takes them,
+/// removed when it gives them back. A lease whose owner has no mark is a crashed start's.
+const MARKER: &str = "network.lease";
+
+/// The attachment recorded in the container state directory `dir`, if any.
+pub fn load(dir: &Path) -> Option<Attachment> {
+    serde_json::from_slice(&std::fs::read(dir.join(RECORD)).ok()?).ok()
+}
+
+/// Records `attachment` in the container state directory `dir` (temporary file, then rename).
+pub fn save(dir: &Path, attachment: &Attachment) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(attachment)?;
+    let tmp = dir.join(format!(".{RECORD}.tmp"));
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, dir.join(RECORD))
+}
+
+/// Marks the container of state directory `dir` as holding addresses on `network`.
+pub fn mark(dir: &Path, network: &str) -> io::Result<()> {
+    std::fs::write(dir.join(MARKER), network)
+}
+
+/// Whether the container of state directory `dir` holds (or is taking) addresses.
+pub fn is_marked(dir: &Path) -> bool {
+    dir.join(MARKER).is_file()
+}
+
+/// Forgets the record and the mark of the container of state directory `dir`.
+pub fn forget(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(RECORD));
+    let _ = std::fs::remove_file(dir.join(MARKER));
 }
 
 fn leases(network: &str) -> Leases {

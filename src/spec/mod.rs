@@ -220,6 +220,13 @@ pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), value::Valu
 }
 
 impl Spec {
+    /// The network the container is on: the one it names, else the default bridge network.
+    pub fn network_mode(&self) -> NetworkMode {
+        self.network
+            .clone()
+            .unwrap_or_else(NetworkMode::default_network)
+    }
+
     /// A spec with only the mandatory parts; everything else unset.
     pub fn new(name: Name, source: Source) -> Spec {
         Spec {
