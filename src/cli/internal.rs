@@ -1,5 +1,6 @@
-//! The commands systemd runs: `internal start` (a container unit's `ExecStart=`) and
-//! `internal stopped` (its `ExecStopPost=`).
+//! The commands systemd runs: `internal start` (a container unit's `ExecStart=`),
+//! `internal stopped` (its `ExecStopPost=`) and `internal network-idle` (a timer's, after the
+//! last container left a network).
 //!
 //! `start` reads the definition afresh (so editing the TOML and restarting is enough), warns
 //! if unit-level settings changed since the last daemon-reload, applies resource limits live,
@@ -54,6 +55,8 @@ pub enum InternalCommand {
         adhoc: bool,
         name: String,
     },
+    /// Take a network down if no container uses it (run by a timer after the last one left)
+    NetworkIdle { network: String },
 }
 
 pub fn internal(cmd: InternalCommand) -> CmdResult {
@@ -73,6 +76,12 @@ pub fn internal(cmd: InternalCommand) -> CmdResult {
         InternalCommand::Stopped { adhoc, name: n, .. } => {
             let kind = if adhoc { Kind::Adhoc } else { Kind::Declared };
             stopped(kind, &n)
+        }
+        InternalCommand::NetworkIdle { network } => {
+            let registry = Registry::system();
+            attach::take_down_if_idle(&network, &super::network::Known(&registry))
+                .with_context(|| format!("taking network {network} down"))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -173,12 +182,16 @@ struct StartParts<'a> {
 /// Takes back what a container still has on a network (its stop did not run), and forgets it.
 fn detach_leftovers(registry: &Registry, name: &cleat::spec::Name) {
     let dir = registry.state.dir(name);
-    if let Some(old) = attach::load(&dir) {
-        if let Err(e) = attach::detach(&old, name.as_str()) {
+    let old = attach::load(&dir);
+    if let Some(old) = &old {
+        if let Err(e) = attach::detach(old, name.as_str()) {
             diag::warning(format_args!("{name}: leaving network {}: {e}", old.network));
         }
     }
     attach::forget(&dir);
+    if let Some(old) = old {
+        super::network::take_down_later(registry, &old.network);
+    }
 }
 
 /// Prepares the container's place on a bridge network (address, bridge, rules, host ports)
@@ -199,20 +212,20 @@ fn attach_network(
     // its stop (or its next start, after a crash).
     let dir = registry.state.dir(name);
     attach::mark(&dir, network).with_context(|| format!("marking {}", dir.display()))?;
-    let is_alive = |owner: &str| {
-        owner
-            .parse::<cleat::spec::Name>()
-            .is_ok_and(|n| attach::is_marked(&registry.state.dir(&n)))
-    };
-    let recorded = attach::prepare(&definition, name.as_str(), &ports, is_alive)
-        .map_err(|e| anyhow::Error::new(e).context(format!("joining network {network}")))
-        .and_then(|a| match attach::save(&dir, &a) {
-            Ok(()) => Ok(a),
-            Err(e) => {
-                let _ = attach::detach(&a, name.as_str());
-                Err(anyhow!("recording the network in {}: {e}", dir.display()))
-            }
-        });
+    let recorded = attach::prepare(
+        &definition,
+        name.as_str(),
+        &ports,
+        &super::network::Known(registry),
+    )
+    .map_err(|e| anyhow::Error::new(e).context(format!("joining network {network}")))
+    .and_then(|a| match attach::save(&dir, &a) {
+        Ok(()) => Ok(a),
+        Err(e) => {
+            let _ = attach::detach(&a, name.as_str());
+            Err(anyhow!("recording the network in {}: {e}", dir.display()))
+        }
+    });
     if recorded.is_err() {
         attach::forget(&dir);
     }

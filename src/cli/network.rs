@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use cleat::containers::Registry;
-use cleat::network::attach::RUN_ROOT;
+use cleat::network::attach::{self, RUN_ROOT};
 use cleat::network::cidr::Subnet;
 use cleat::network::ipam::Leases;
 use cleat::network::store::{BRIDGE_DRIVER, CreateRequest, Network, NetworkStore, host_routes};
@@ -144,6 +144,7 @@ fn users(network: &Network, registry: &Registry) -> (Vec<String>, Vec<String>) {
     .unwrap_or_default()
     .into_iter()
     .map(|(_, owner)| owner)
+    .filter(|owner| attach::Containers::is_alive(&Known(registry), owner))
     .collect();
     running.sort();
     running.dedup();
@@ -233,6 +234,70 @@ fn inspect(args: InspectArgs) -> CmdResult {
     Ok(code)
 }
 
+/// What cleat knows about containers, for a network: a container holds its addresses while
+/// its state directory is marked; its attachment is recorded there.
+pub struct Known<'a>(pub &'a Registry);
+
+impl attach::Containers for Known<'_> {
+    fn is_alive(&self, owner: &str) -> bool {
+        owner
+            .parse::<cleat::spec::Name>()
+            .is_ok_and(|n| attach::is_marked(&self.0.state.dir(&n)))
+    }
+
+    fn attachments(&self) -> Vec<attach::Attachment> {
+        let names = self.0.state.list_all().unwrap_or_default();
+        names
+            .iter()
+            .map(|n| self.0.state.dir(n))
+            .filter(|dir| attach::is_marked(dir))
+            .filter_map(|dir| attach::load(&dir))
+            .collect()
+    }
+}
+
+/// How long a network stays up after its last container left.
+const IDLE_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After a container left `network`: if nobody else is on it, systemd takes it down a little
+/// later (a transient timer running `cleat internal network-idle`), unless a container joins
+/// meanwhile. Without systemd to ask, it is taken down now.
+pub fn take_down_later(registry: &Registry, network: &str) {
+    if !attach::is_idle(network) {
+        return;
+    }
+    let later = || -> anyhow::Result<bool> {
+        let exe = std::env::current_exe()?;
+        let argv = vec![
+            exe.to_str()
+                .context("cleat's path is not UTF-8")?
+                .to_owned(),
+            "internal".to_owned(),
+            "network-idle".to_owned(),
+            network.to_owned(),
+        ];
+        Ok(super::runtime().block_on(async {
+            let systemd = cleat::unit::dbus::Systemd::connect().await?;
+            systemd
+                .run_later(
+                    &format!("cleat-network-idle-{network}"),
+                    &format!("Take cleat network {network} down if unused"),
+                    IDLE_DELAY,
+                    &argv,
+                )
+                .await
+        })?)
+    };
+    if let Err(e) = later() {
+        diag::warning(format_args!(
+            "network {network}: asking systemd to take it down later: {e:#}; taking it down now"
+        ));
+        if let Err(e) = attach::take_down_if_idle(network, &Known(registry)) {
+            diag::warning(format_args!("taking network {network} down: {e}"));
+        }
+    }
+}
+
 /// Removes `name` unless a container uses it (runs on it, or is defined to join it).
 fn remove(store: &NetworkStore, registry: &Registry, name: &str) -> anyhow::Result<()> {
     let network = store.require(name)?;
@@ -253,7 +318,12 @@ fn remove(store: &NetworkStore, registry: &Registry, name: &str) -> anyhow::Resu
             defined.join(", ")
         ));
     }
+    // Up still if its last container left a moment ago.
+    if let Err(e) = attach::take_down_if_idle(name, &Known(registry)) {
+        return Err(anyhow!("network {name}: {e}"));
+    }
     store.remove(name)?;
+    attach::forget_network(name);
     Ok(())
 }
 
@@ -278,6 +348,13 @@ fn prune(args: PruneArgs) -> CmdResult {
         }
         if remove(&store, &registry, &network.name).is_ok() {
             removed.push(network.name);
+        }
+    }
+    // What is left of containers that are gone (their leases), and networks up with nobody
+    // on them (the default one among them), go now rather than later.
+    for name in attach::up_networks() {
+        if let Err(e) = attach::take_down_if_idle(&name, &Known(&registry)) {
+            diag::warning(format_args!("taking network {name} down: {e}"));
         }
     }
     if !removed.is_empty() {

@@ -1,9 +1,15 @@
 //! A container on a bridge network, from its start to its stop: [`prepare`] before the
-//! container exists (its address, the bridge, cleat's table, forwarding, the host ports),
-//! [`connect`] once its network namespace exists and before its payload runs (the veth pair,
-//! eth0, the published ports), [`detach`] when it has stopped, or when its start failed, or
-//! at its next start after a crash (everything it had, and the bridge and forwarding when it
-//! was the last container on them).
+//! container exists (its address, the network up, the host ports chosen), [`connect`] once its
+//! network namespace exists and before its payload runs (the veth pair, eth0, the published
+//! ports), [`detach`] when it has stopped, or when its start failed, or at its next start
+//! after a crash (everything it had).
+//!
+//! A network is up while containers come and go: its bridge, and its bridge and subnets in
+//! cleat's table, are made by the first container that joins and stay when the last one
+//! leaves, until [`take_down_if_idle`] finds it unused (systemd runs it a little later; `cleat
+//! network prune` at once). Bringing a bridge up and down for each of a run of short-lived
+//! containers would cost each of them more than the rest of its start (deleting a link waits
+//! for the kernel's RCU grace periods).
 //!
 //! What a container has is recorded in an [`Attachment`] (in its state directory), so that
 //! detaching needs nothing but that record.
@@ -118,7 +124,77 @@ pub fn forget(dir: &Path) {
 }
 
 fn leases(network: &str) -> Leases {
-    Leases::new(PathBuf::from(RUN_ROOT).join(network).join("leases"))
+    Leases::new(run_dir(network).join("leases"))
+}
+
+/// A network's runtime directory: its leases, its lock, and its mark while it is up.
+fn run_dir(network: &str) -> PathBuf {
+    PathBuf::from(RUN_ROOT).join(network)
+}
+
+/// The lock of a network's state, held by a container joining it (from taking its address
+/// until the network is up) and by the network's take-down: a network is never taken down
+/// under a container that is joining it.
+const NETWORK_LOCK: &str = "lock";
+/// The mark of a network that is up, or being brought up ([`Up`]).
+const UP: &str = "up";
+/// The lock of cleat's nftables table, taken exclusively to rebuild it and shared to add a
+/// network to it, so that a rebuild never misses a network being added.
+const TABLE_LOCK: &str = "/run/cleat/nftables.lock";
+
+/// A network that is up (its bridge made, its bridge and subnets in cleat's table), or being
+/// brought up (`complete` false): what taking it down needs, whatever became of its
+/// definition meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Up {
+    bridge: String,
+    subnets: Vec<super::cidr::Subnet>,
+    complete: bool,
+}
+
+fn read_up(network: &str) -> Option<Up> {
+    serde_json::from_slice(&std::fs::read(run_dir(network).join(UP)).ok()?).ok()
+}
+
+fn write_up(network: &str, up: &Up) -> io::Result<()> {
+    let dir = run_dir(network);
+    let tmp = dir.join(format!(".{UP}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(up)?)?;
+    std::fs::rename(&tmp, dir.join(UP))
+}
+
+/// What the rest of cleat knows about containers, for what a network needs from it.
+pub trait Containers {
+    /// Whether the container `owner` may still use its address (a lease of a container that
+    /// is not is reclaimed).
+    fn is_alive(&self, owner: &str) -> bool;
+    /// The attachments of every container that holds addresses, for rebuilding cleat's table.
+    fn attachments(&self) -> Vec<Attachment>;
+}
+
+/// An exclusive lock on `path`, held until the file is dropped.
+fn lock_file(path: &Path, operation: rustix::fs::FlockOperation) -> io::Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    loop {
+        match rustix::fs::flock(&file, operation) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn lock_network(network: &str) -> Result<std::fs::File, AttachError> {
+    let path = run_dir(network).join(NETWORK_LOCK);
+    lock_file(&path, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(io_step(path.display().to_string()))
 }
 
 /// The veth names of a container: `ve` / `vp` and 12 hexadecimal digits of a hash of its
@@ -130,15 +206,16 @@ fn veth_names(container: &str) -> (String, String) {
 }
 
 /// Everything that can be decided and made before the container exists: its addresses (a
-/// lease per subnet; `is_alive` says whether another lease's owner still runs), the bridge
-/// up with the gateways' addresses, cleat's table with this network in it, forwarding on,
-/// and the host ports chosen and checked free. Undone by [`detach`].
+/// lease per subnet), the network up (its bridge, its place in cleat's table), forwarding on,
+/// and the host ports chosen. Undone by [`detach`] (the network stays up: see
+/// [`take_down_if_idle`]).
 pub fn prepare(
     network: &Network,
     container: &str,
     ports: &[PortSpec],
-    is_alive: impl Fn(&str) -> bool,
+    containers: &dyn Containers,
 ) -> Result<Attachment, AttachError> {
+    let _lock = lock_network(&network.name)?;
     let leases = leases(&network.name);
     let mut addresses = Vec::new();
     let mut gateways = Vec::new();
@@ -149,7 +226,7 @@ pub fn prepare(
                 &[config.gateway],
                 container,
                 None,
-                &is_alive,
+                |owner| containers.is_alive(owner),
             )
             .map_err(|source| AttachError::Lease {
                 network: network.name.clone(),
@@ -170,7 +247,7 @@ pub fn prepare(
         published: Vec::new(),
     };
     // From here, a failure gives back what was taken.
-    match finish_prepare(network, ports, &mut attachment) {
+    match finish_prepare(network, ports, &mut attachment, containers) {
         Ok(()) => Ok(attachment),
         Err(e) => {
             let _ = detach(&attachment, container);
@@ -183,9 +260,27 @@ fn finish_prepare(
     network: &Network,
     ports: &[PortSpec],
     attachment: &mut Attachment,
+    containers: &dyn Containers,
 ) -> Result<(), AttachError> {
     attachment.published = publish::resolve(ports, attachment.container_addresses())?;
+    let up = read_up(&network.name);
+    let state = nft::table_state().map_err(io_step("reading cleat's nftables table"))?;
+    let is_up = up
+        .as_ref()
+        .is_some_and(|u| u.complete && u.bridge == network.bridge)
+        && state == nft::TableState::Current;
+    let wanted = Up {
+        bridge: network.bridge.clone(),
+        subnets: attachment.subnets.clone(),
+        complete: false,
+    };
+    if !is_up {
+        // Marked first: a take-down after a crash from here on knows what to take down.
+        write_up(&network.name, &wanted).map_err(io_step("marking the network up"))?;
+    }
 
+    // The bridge is checked at every start (a few netlink messages): one deleted by hand is
+    // made again.
     let bridge_addresses: Vec<(IpAddr, u8)> = network
         .subnets
         .iter()
@@ -205,7 +300,61 @@ fn finish_prepare(
     Forwarding::system()
         .enable(network.ipv6())
         .map_err(io_step("turning IP forwarding on"))?;
+
+    if !is_up {
+        add_to_table(&wanted, state, containers)
+            .map_err(io_step("adding the network to cleat's nftables table"))?;
+        let complete = Up {
+            complete: true,
+            ..wanted
+        };
+        write_up(&network.name, &complete).map_err(io_step("marking the network up"))?;
+    }
     Ok(())
+}
+
+/// Puts a network into cleat's table; when the table is missing (a reboot, `nft flush
+/// ruleset`) or was made by another version of cleat, makes it anew with every network that is
+/// up and every container's published ports in it.
+fn add_to_table(
+    network: &Up,
+    state: nft::TableState,
+    containers: &dyn Containers,
+) -> io::Result<()> {
+    use rustix::fs::FlockOperation;
+    if state == nft::TableState::Current {
+        let _shared = lock_file(Path::new(TABLE_LOCK), FlockOperation::LockShared)?;
+        match nft::apply(&nft::add_network(&network.bridge, &network.subnets)) {
+            // Deleted since it was asked about: make it anew, below.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+    }
+    let _exclusive = lock_file(Path::new(TABLE_LOCK), FlockOperation::LockExclusive)?;
+    // Another start may have made it meanwhile.
+    let state = nft::table_state()?;
+    if state == nft::TableState::Current {
+        return nft::apply(&nft::add_network(&network.bridge, &network.subnets));
+    }
+    let mut networks = vec![(network.bridge.clone(), network.subnets.clone())];
+    if let Ok(entries) = std::fs::read_dir(RUN_ROOT) {
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(up) = read_up(&name).filter(|u| u.bridge != network.bridge) {
+                networks.push((up.bridge, up.subnets));
+            }
+        }
+    }
+    let ports: Vec<Published> = containers
+        .attachments()
+        .into_iter()
+        .flat_map(|a| a.published)
+        .collect();
+    nft::apply(&nft::rebuild(
+        state == nft::TableState::Outdated,
+        &networks,
+        &ports,
+    ))
 }
 
 /// Connects the container whose first process is `pid` (waiting, in its own network
@@ -242,19 +391,12 @@ pub fn connect(attachment: &Attachment, pid: i32) -> Result<(), AttachError> {
             gateways: attachment.gateways.clone(),
         },
     )?;
-    // One nftables transaction: the network in cleat's table (again: `add` is idempotent) and
-    // the container's ports. The table is made only when it is missing (loading its whole
-    // definition costs more than the rest of a start).
-    let script = nft::add_network(&attachment.bridge, &attachment.subnets)
-        + &nft::add_ports(&attachment.published);
-    let applied = match nft::apply(&script) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            nft::ensure_table().map_err(io_step("creating cleat's nftables table"))?;
-            nft::apply(&script)
-        }
-        other => other,
-    };
-    applied.map_err(|e| {
+    if attachment.published.is_empty() {
+        return Ok(());
+    }
+    // One nftables transaction for all the container's ports. A host port that another
+    // container publishes leads elsewhere, and `add` refuses it.
+    nft::apply(&nft::add_ports(&attachment.published)).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             AttachError::Io {
                 what: "publishing the ports".into(),
@@ -274,10 +416,9 @@ pub fn connect(attachment: &Attachment, pid: i32) -> Result<(), AttachError> {
 }
 
 /// Takes back what a container had: its published ports, its veth pair (gone with its
-/// namespace already, usually), its leases; and when it was the last container on the
-/// network, the network's bridge and its place in cleat's table, and when no network of
-/// cleat's is left in use, IP forwarding as cleat found it. Every step is tried; the first
-/// failure is reported.
+/// namespace already, usually) and its addresses. The network stays up: a container that
+/// restarts, or the next of a run of short-lived ones, finds it ready; [`take_down_if_idle`]
+/// takes it down once nobody uses it. Every step is tried; the first failure is reported.
 pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachError> {
     let mut first_error: Option<AttachError> = None;
     let mut keep = |r: Result<(), AttachError>| {
@@ -286,46 +427,91 @@ pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachErro
         }
     };
     keep(nft::delete_own_ports(&attachment.published).map_err(io_step("unpublishing the ports")));
-    let runtime = runtime();
-    keep(runtime.as_ref().map_err(clone_io).and_then(|rt| {
+    keep(runtime().and_then(|rt| {
         rt.block_on(async {
             let h = link::connect()?;
             link::delete(&h, &attachment.veth).await?;
             Ok(())
         })
     }));
-    let released = leases(&attachment.network).release_last(container, || {
-        let _ = nft::apply(&nft::delete_network(
-            &attachment.bridge,
-            &attachment.subnets,
-        ));
-        match &runtime {
-            Ok(rt) => rt.block_on(async {
-                let h = link::connect()?;
-                link::delete(&h, &attachment.bridge).await?;
-                Ok::<(), AttachError>(())
+    keep(
+        leases(&attachment.network)
+            .release(container)
+            .map(drop)
+            .map_err(|source| AttachError::Lease {
+                network: attachment.network.clone(),
+                source,
             }),
-            Err(e) => Err(clone_io(e)),
-        }
-    });
-    match released {
-        Ok((_, Ok(true))) => keep(
-            Forwarding::system()
-                .restore_unless(any_network_in_use)
-                .map(drop)
-                .map_err(io_step("restoring IP forwarding")),
-        ),
-        Ok((_, Ok(false))) => {}
-        Ok((_, Err(e))) => keep(Err(e)),
-        Err(source) => keep(Err(AttachError::Lease {
-            network: attachment.network.clone(),
-            source,
-        })),
-    }
+    );
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Whether `network` is up with no container on it.
+pub fn is_idle(network: &str) -> bool {
+    read_up(network).is_some() && leases(network).list().is_ok_and(|l| l.is_empty())
+}
+
+/// Forgets the runtime state of a network that was removed (taken down, no leases).
+pub fn forget_network(network: &str) {
+    let _ = std::fs::remove_dir_all(run_dir(network));
+}
+
+/// The networks that are up (or were being brought up), by name.
+pub fn up_networks() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(RUN_ROOT) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| read_up(name).is_some())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Takes `network` down if no container is on it (leases of containers that are gone are
+/// reclaimed first): its place in cleat's table, its bridge, and, when no container is left
+/// on any network, IP forwarding as cleat found it. Returns whether it did.
+pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<bool, AttachError> {
+    let lock = lock_network(network)?;
+    let leases = leases(network);
+    let lease_error = |source| AttachError::Lease {
+        network: network.to_owned(),
+        source,
+    };
+    leases
+        .reclaim(|owner| containers.is_alive(owner))
+        .map_err(lease_error)?;
+    if !leases.list().map_err(lease_error)?.is_empty() {
+        return Ok(false);
+    }
+    let Some(up) = read_up(network) else {
+        return Ok(false);
+    };
+    match nft::apply(&nft::delete_network(&up.bridge, &up.subnets)) {
+        // Not there (a start that crashed before adding it, or the table is gone): fine.
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io_step("removing the network from cleat's nftables table")(
+                e,
+            ));
+        }
+        _ => {}
+    }
+    runtime()?.block_on(async {
+        let h = link::connect()?;
+        link::delete(&h, &up.bridge).await?;
+        Ok::<(), AttachError>(())
+    })?;
+    let _ = std::fs::remove_file(run_dir(network).join(UP));
+    drop(lock);
+    Forwarding::system()
+        .restore_unless(any_network_in_use)
+        .map_err(io_step("restoring IP forwarding"))?;
+    Ok(true)
 }
 
 /// `8080/tcp or 127.0.0.1:53/udp`, for messages.
@@ -341,15 +527,9 @@ fn describe_ports(ports: &[Published]) -> String {
     out.join(" or ")
 }
 
-fn clone_io(e: &AttachError) -> AttachError {
-    AttachError::Io {
-        what: "starting a runtime".into(),
-        source: io::Error::other(e.to_string()),
-    }
-}
-
 /// Whether any network has a lease left (a container joins by taking its lease before it
-/// turns forwarding on).
+/// turns forwarding on, and a network's lock is not needed: a lease taken after this looked
+/// turns forwarding on after the restore).
 fn any_network_in_use() -> bool {
     let Ok(entries) = std::fs::read_dir(RUN_ROOT) else {
         return false;

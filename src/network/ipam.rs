@@ -196,36 +196,6 @@ impl Leases {
         self.remove_where(|owner| !owner_alive(owner, &is_alive, &mut alive))
     }
 
-    /// Releases `owner`'s leases and, if that leaves the network without any, runs `last`
-    /// while still holding the lock: a start that allocates meanwhile waits, so what `last`
-    /// takes down (the bridge) is never taken down under a container that is joining.
-    pub fn release_last<E>(
-        &self,
-        owner: &str,
-        last: impl FnOnce() -> Result<(), E>,
-    ) -> Result<(Vec<IpAddr>, Result<bool, E>), IpamError> {
-        if !self.dir.is_dir() {
-            return Ok((Vec::new(), Ok(false)));
-        }
-        let _lock = self.lock(FlockOperation::LockExclusive)?;
-        let mut removed = Vec::new();
-        let mut left = 0;
-        for lease in self.read()? {
-            if lease.owner == owner {
-                remove_lease(&lease.path)?;
-                removed.push(lease.addr);
-            } else {
-                left += 1;
-            }
-        }
-        let outcome = if left == 0 {
-            last().map(|()| true)
-        } else {
-            Ok(false)
-        };
-        Ok((removed, outcome))
-    }
-
     /// Removes, under the lock, the leases whose owner `doomed` picks; returns them.
     fn remove_where(
         &self,

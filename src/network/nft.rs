@@ -8,7 +8,9 @@
 //! container's; `create element` refuses a host port that another container publishes.
 //!
 //! The table is written through `nft -f -` (the nftables tool, whose JSON and text formats
-//! are its stable interface).
+//! are its stable interface). Whether it is there, and made by this version of cleat (its
+//! comment says), is asked of the kernel directly over netlink ([`table_state`]): one small
+//! request, where running `nft` costs milliseconds.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -18,6 +20,11 @@ use super::ports::Protocol;
 
 /// The table's family and name.
 pub const TABLE: &str = "inet cleat";
+
+/// The table's comment, which says which definition it has: a table with another comment (or
+/// none: cleat's first tables had none) was made by another version of cleat and is rebuilt.
+/// Change it with every change to [`base_table`].
+pub const TABLE_VERSION: &str = "cleat table 2; managed by cleat, do not edit";
 
 /// The table with its sets, maps and rules, and no elements. Loaded with `create table`, so
 /// that of two starts racing to make it, one makes it whole and the other finds it.
@@ -38,7 +45,7 @@ pub const TABLE: &str = "inet cleat";
 ///   same bridge (`within`), and passes.
 pub fn base_table() -> String {
     format!(
-        "create table {TABLE}
+        "create table {TABLE} {{ comment \"{TABLE_VERSION}\"; }}
 table {TABLE} {{
     set bridges {{ type ifname; }}
     set within {{ type ifname . ifname; }}
@@ -244,6 +251,182 @@ pub fn ensure_table() -> io::Result<()> {
     }
 }
 
+/// The script that replaces the table, whatever it holds, by this version's with `networks`
+/// (bridge and subnets) and `ports` in it: one transaction, so packets meet either the old
+/// table or the new one whole.
+pub fn rebuild(
+    exists: bool,
+    networks: &[(String, Vec<super::cidr::Subnet>)],
+    ports: &[Published],
+) -> String {
+    let mut script = String::new();
+    if exists {
+        script.push_str(&format!("delete table {TABLE}\n"));
+    }
+    script.push_str(&base_table());
+    for (bridge, subnets) in networks {
+        script.push_str(&add_network(bridge, subnets));
+    }
+    // Two records claiming one host port (one of them stale) must not keep the table from
+    // being rebuilt: the later one wins.
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<Published> = ports
+        .iter()
+        .rev()
+        .filter(|p| seen.insert(p.map_and_key()))
+        .cloned()
+        .collect();
+    kept.reverse();
+    script.push_str(&add_ports(&kept));
+    script
+}
+
+/// What the kernel has of cleat's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableState {
+    Missing,
+    /// Made by this version of cleat.
+    Current,
+    /// Made by another version (or by hand): rebuild it.
+    Outdated,
+}
+
+/// Asks the kernel (nfnetlink, `NFT_MSG_GETTABLE`) for cleat's table and its comment.
+pub fn table_state() -> io::Result<TableState> {
+    match table_comment()? {
+        None => Ok(TableState::Missing),
+        Some(Some(comment)) if comment == TABLE_VERSION => Ok(TableState::Current),
+        Some(_) => Ok(TableState::Outdated),
+    }
+}
+
+/// The comment of table `inet cleat`: `None` when there is no such table.
+fn table_comment() -> io::Result<Option<Option<String>>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    const NFT_MSG_NEWTABLE: u16 = 0;
+    const NFT_MSG_GETTABLE: u16 = 1;
+    const NFTA_TABLE_NAME: u16 = 1;
+    const NFTA_TABLE_USERDATA: u16 = 6;
+    const NFTNL_UDATA_TABLE_COMMENT: u8 = 0;
+    const NFPROTO_INET: u8 = 1;
+    let name = TABLE.split(' ').nth(1).unwrap_or("cleat");
+
+    // SAFETY: plain socket(2); the descriptor is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+
+    // nlmsghdr, nfgenmsg, then the table's name as an attribute.
+    let mut attr = Vec::new();
+    let value = format!("{name}\0");
+    attr.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+    attr.extend_from_slice(&NFTA_TABLE_NAME.to_ne_bytes());
+    attr.extend_from_slice(value.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut request = Vec::with_capacity(20 + attr.len());
+    request.extend_from_slice(&((20 + attr.len()) as u32).to_ne_bytes());
+    request.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
+    request.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    request.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    request.extend_from_slice(&[NFPROTO_INET, 0, 0, 0]); // family, version, resource id
+    request.extend_from_slice(&attr);
+    // SAFETY: sends `request`, a valid buffer of its length, to the kernel (no address: the
+    // kernel is the default peer of a netlink socket).
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+
+    let mut comment = None;
+    let mut found = false;
+    let mut buf = vec![0u8; 16384];
+    loop {
+        // SAFETY: receives into `buf`, a valid writable buffer of its length.
+        let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut rest = &buf[..n as usize];
+        while rest.len() >= 16 {
+            let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+            if len < 16 || len > rest.len() {
+                return Err(io::Error::other("nfnetlink: malformed answer"));
+            }
+            let message = &rest[..len];
+            if kind == libc::NLMSG_ERROR as u16 {
+                let code = message
+                    .get(16..20)
+                    .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(-libc::EPROTO);
+                return match code {
+                    0 => Ok(found.then_some(comment)),
+                    c if -c == libc::ENOENT => Ok(None),
+                    c => Err(io::Error::from_raw_os_error(-c)),
+                };
+            }
+            if kind == libc::NLMSG_DONE as u16 {
+                return Ok(found.then_some(comment));
+            }
+            if kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE {
+                found = true;
+                let mut attrs = message.get(20..).unwrap_or_default();
+                while attrs.len() >= 4 {
+                    let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+                    let atype = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+                    if alen < 4 || alen > attrs.len() {
+                        break;
+                    }
+                    if atype == NFTA_TABLE_USERDATA {
+                        comment = udata_string(&attrs[4..alen], NFTNL_UDATA_TABLE_COMMENT);
+                    }
+                    attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
+                }
+            }
+            rest = &rest[((len + 3) & !3).min(rest.len())..];
+        }
+    }
+}
+
+/// The string of type `wanted` in nftables' user data (type, length, value; the value ends
+/// with a NUL).
+fn udata_string(mut data: &[u8], wanted: u8) -> Option<String> {
+    while data.len() >= 2 {
+        let (kind, len) = (data[0], data[1] as usize);
+        let value = data.get(2..2 + len)?;
+        if kind == wanted {
+            let text = value.split(|&b| b == 0).next().unwrap_or_default();
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        data = &data[2 + len..];
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{can_run, in_own_network_namespace, new_netns};
@@ -338,6 +521,51 @@ mod tests {
                 .unwrap();
             let listing = String::from_utf8_lossy(&listing.stdout);
             assert!(!listing.contains("10.89.0.5"), "{listing}");
+        });
+    }
+
+    /// The kernel tells whether the table is there and which version made it; a table of an
+    /// older cleat (no comment, no `forward` chain) is replaced whole, with the networks and
+    /// ports given, in one transaction.
+    #[test]
+    fn an_outdated_table_is_seen_and_rebuilt() {
+        if !can_run(true) {
+            return;
+        }
+        in_own_network_namespace(|| {
+            let list = || {
+                let out = Command::new("nft")
+                    .args(["list", "table", "inet", "cleat"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            assert_eq!(table_state().unwrap(), TableState::Missing);
+            // What cleat's first version made: no comment, fewer chains.
+            apply("create table inet cleat\ntable inet cleat { set bridges { type ifname; }; }\n")
+                .unwrap();
+            apply("add element inet cleat bridges { \"old0\" }\n").unwrap();
+            assert_eq!(table_state().unwrap(), TableState::Outdated);
+            apply("delete table inet cleat\ncreate table inet cleat { comment \"other\"; }\n")
+                .unwrap();
+            assert_eq!(table_state().unwrap(), TableState::Outdated);
+
+            let subnets = vec!["10.89.0.0/24".parse().unwrap()];
+            let ports = [
+                port(None, 8080, "10.89.0.5", 80),
+                port(None, 8080, "10.89.0.6", 80),
+            ];
+            apply(&rebuild(true, &[("cleat0".into(), subnets)], &ports)).unwrap();
+            assert_eq!(table_state().unwrap(), TableState::Current);
+            let listing = list();
+            assert!(listing.contains("chain forward"), "{listing}");
+            assert!(listing.contains("\"cleat0\""), "{listing}");
+            assert!(!listing.contains("old0"), "{listing}");
+            assert!(listing.contains("tcp . 8080 : 10.89.0.6 . 80"), "{listing}");
+
+            apply("delete table inet cleat\n").unwrap();
+            apply(&rebuild(false, &[], &[])).unwrap();
+            assert_eq!(table_state().unwrap(), TableState::Current);
         });
     }
 

@@ -312,6 +312,52 @@ impl Systemd {
         .await
     }
 
+    /// A transient timer `NAME.timer` that runs `argv` (as `NAME.service`) once, `delay`
+    /// from now, and is gone afterwards, with its service. Returns without waiting; a timer of
+    /// that name already waiting is left as it is (`Ok(false)`).
+    pub async fn run_later(
+        &self,
+        name: &str,
+        description: &str,
+        delay: Duration,
+        argv: &[String],
+    ) -> Result<bool, BusError> {
+        let timer = format!("{name}.timer");
+        let usec = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        let props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from(description)),
+            (
+                "TimersMonotonic",
+                Value::from(vec![("OnActiveSec".to_owned(), usec)]),
+            ),
+            ("RemainAfterElapse", Value::from(false)),
+            ("AccuracyUSec", Value::from(100_000u64)),
+        ];
+        let exec = vec![(argv[0].clone(), argv.to_vec(), false)];
+        let service = format!("{name}.service");
+        let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = vec![(
+            service.as_str(),
+            vec![
+                ("Description", Value::from(description)),
+                ("ExecStart", Value::from(exec)),
+                ("CollectMode", Value::from("inactive-or-failed")),
+            ],
+        )];
+        match self
+            .manager
+            .start_transient_unit(&timer, "fail", &props, &aux)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.UnitExists" =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(BusError::from_call(e, &timer)),
+        }
+    }
+
     pub async fn start(&self, unit: &str) -> Result<JobResult, BusError> {
         self.job(
             unit,

@@ -89,10 +89,15 @@ print(f"{times[len(times) // 2]:.1f}")
 PY
 }
 
-fg=$(median cleat run --rm "$image" true)
-bg=$(median cleat run -d --rm "$image" true)
-bg_none=$(median cleat run -d --rm --network none "$image" true)
-unit=$(median systemctl start --wait container@bench)
+# Before each series, the previous one's containers are gone (their stops would compete with
+# the next series' starts for the 2 CPUs otherwise).
+settle() {
+    inside sh -c 'for _ in $(seq 100); do systemctl list-units --no-legend "cleat-*.service" | grep -q . || exit 0; sleep 0.1; done'
+}
+fg=$(settle; median cleat run --rm "$image" true)
+bg=$(settle; median cleat run -d --rm "$image" true)
+bg_none=$(settle; median cleat run -d --rm --network none "$image" true)
+unit=$(settle; median systemctl start --wait container@bench)
 runc_ms=$(median runc run --bundle "$bundle" bench-runc)
 crun_ms=$(median crun run --bundle "$bundle" bench-crun)
 podman_none=$(median env CONTAINERS_CONF="$work/containers.conf" podman --root /var/tmp/podman-root --runroot /run/podman-run run --rm --network none "$image" true)

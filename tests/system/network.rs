@@ -333,3 +333,60 @@ fn add_host_and_dns_settings_reach_the_containers_files() {
     .reads_clean()
     .says("NAME:IP");
 }
+
+/// A network stays up between containers (its bridge, its place in cleat's table) and goes a
+/// few seconds after its last container left; `cleat network rm` takes an idle network down at
+/// once.
+#[test]
+fn a_network_goes_down_once_idle() {
+    let h = host();
+    let c = Case::new("net-idle");
+    let net = format!("{}-n", c.name);
+    h.cleat(&["network", "create", "--subnet", "10.90.9.0/24", &net])
+        .ok();
+    let inspect = h.cleat(&["network", "inspect", &net]);
+    inspect.ok();
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("JSON");
+    let bridge = v[0]["Bridge"].as_str().expect("Bridge").to_owned();
+    let in_table = || {
+        h.exec(&["nft", "list", "set", "inet", "cleat", "bridges"])
+            .stdout
+            .contains(&format!("\"{bridge}\""))
+    };
+    let bridge_exists = || h.exec(&["ip", "link", "show", &bridge]).success();
+    let run = || {
+        h.cleat(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            "--name",
+            &c.name,
+            "--rootfs",
+            c.rootfs(),
+            "true",
+        ])
+        .ok();
+    };
+
+    run();
+    assert!(
+        bridge_exists() && in_table(),
+        "the network went down at once"
+    );
+    run();
+    let marked = || h.exists(&format!("/run/cleat/networks/{net}/up"));
+    assert!(
+        wait_until(Duration::from_secs(30), || !bridge_exists()
+            && !in_table()
+            && !marked()),
+        "{bridge} still up 30 s after its last container left:\n{}",
+        h.exec(&["systemctl", "list-timers", "--all", "cleat-network-idle-*"])
+    );
+
+    run();
+    assert!(bridge_exists());
+    h.cleat(&["network", "rm", &net]).ok();
+    assert!(!bridge_exists() && !in_table(), "rm left the network up");
+    assert!(!h.exists(&format!("/run/cleat/networks/{net}")));
+}
