@@ -140,6 +140,15 @@ pub fn name(arg: &str) -> Result<Name, Failure> {
         .map_err(|e| Failure::from(anyhow::anyhow!(e)))
 }
 
+/// A command that only reads and prints ends quietly, as `ls` does, when what reads its output
+/// goes away (`cleat ps | grep -q …`, `cleat logs -f | head`): SIGPIPE back to its default.
+/// Commands that change things keep it ignored, so that a closed pipe never cuts them short
+/// halfway.
+fn quiet_when_output_is_closed() {
+    // SAFETY: restores the default disposition of one signal; no handler is involved.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -154,6 +163,16 @@ pub fn main() -> ExitCode {
             e.exit()
         }
     };
+    if matches!(
+        cli.command,
+        Command::Ps(_)
+            | Command::Inspect(_)
+            | Command::Logs(_)
+            | Command::Images(_)
+            | Command::Port(_)
+    ) {
+        quiet_when_output_is_closed();
+    }
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Create(a) => run::create(a),

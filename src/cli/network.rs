@@ -256,6 +256,17 @@ impl attach::Containers for Known<'_> {
     }
 }
 
+/// Seconds on the monotonic clock (systemd's for `OnActiveSec=`).
+fn monotonic_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec.unsigned_abs()
+}
+
 /// How long a network stays up after its last container left.
 const IDLE_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -264,6 +275,17 @@ const IDLE_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 /// meanwhile. Without systemd to ask, it is taken down now.
 pub fn take_down_later(registry: &Registry, network: &str) {
     if !attach::is_idle(network) {
+        return;
+    }
+    // A timer asked for a moment ago is still waiting (each of a run of short-lived containers
+    // would ask again): it will find the network idle, or in use.
+    let asked = std::path::PathBuf::from(RUN_ROOT)
+        .join(network)
+        .join("idle-timer");
+    let due: Option<u64> = std::fs::read_to_string(&asked)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    if due.is_some_and(|due| due > monotonic_secs() + 1) {
         return;
     }
     let later = || -> anyhow::Result<bool> {
@@ -276,7 +298,8 @@ pub fn take_down_later(registry: &Registry, network: &str) {
             "network-idle".to_owned(),
             network.to_owned(),
         ];
-        Ok(super::runtime().block_on(async {
+        let due = monotonic_secs() + IDLE_DELAY.as_secs();
+        let made = super::runtime().block_on(async {
             let systemd = cleat::unit::dbus::Systemd::connect().await?;
             systemd
                 .run_later(
@@ -286,7 +309,11 @@ pub fn take_down_later(registry: &Registry, network: &str) {
                     &argv,
                 )
                 .await
-        })?)
+        })?;
+        if made {
+            let _ = std::fs::write(&asked, format!("{due}\n"));
+        }
+        Ok(made)
     };
     if let Err(e) = later() {
         diag::warning(format_args!(

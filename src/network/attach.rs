@@ -415,8 +415,8 @@ pub fn connect(attachment: &Attachment, pid: i32) -> Result<(), AttachError> {
     Ok(())
 }
 
-/// Takes back what a container had: its published ports, its veth pair (gone with its
-/// namespace already, usually) and its addresses. The network stays up: a container that
+/// Takes back what a container had once its processes are gone: its published ports and its
+/// addresses (its veth pair goes with its network namespace). The network stays up: a container that
 /// restarts, or the next of a run of short-lived ones, finds it ready; [`take_down_if_idle`]
 /// takes it down once nobody uses it. Every step is tried; the first failure is reported.
 pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachError> {
@@ -427,13 +427,12 @@ pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachErro
         }
     };
     keep(nft::delete_own_ports(&attachment.published).map_err(io_step("unpublishing the ports")));
-    keep(runtime().and_then(|rt| {
-        rt.block_on(async {
-            let h = link::connect()?;
-            link::delete(&h, &attachment.veth).await?;
-            Ok(())
-        })
-    }));
+    // The veth pair goes with the container's network namespace, which the kernel destroys
+    // once nothing is left in it (a container's stop, or a failed start, kills every process
+    // in it). Deleting it here would wait for the RCU grace periods that unregistering a link
+    // takes, tens of milliseconds of every stop, for what the kernel does anyway. A pair kept
+    // by something still holding the namespace (a process someone moved into it) stays while
+    // that does, and is deleted at the container's next start.
     keep(
         leases(&attachment.network)
             .release(container)
@@ -452,6 +451,26 @@ pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachErro
 /// Whether `network` is up with no container on it.
 pub fn is_idle(network: &str) -> bool {
     read_up(network).is_some() && leases(network).list().is_ok_and(|l| l.is_empty())
+}
+
+/// Removes cleat's table once no network is up: the host's ruleset is again what it was
+/// before cleat's first container. A network being brought up meanwhile has marked itself up
+/// already, or finds the table gone and makes it anew.
+fn remove_table_if_unused() -> io::Result<()> {
+    if !up_networks().is_empty() {
+        return Ok(());
+    }
+    let _exclusive = lock_file(
+        Path::new(TABLE_LOCK),
+        rustix::fs::FlockOperation::LockExclusive,
+    )?;
+    if !up_networks().is_empty() || nft::table_state()? == nft::TableState::Missing {
+        return Ok(());
+    }
+    match nft::apply(&format!("delete table {}\n", nft::TABLE)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Forgets the runtime state of a network that was removed (taken down, no leases).
@@ -508,6 +527,7 @@ pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<b
     })?;
     let _ = std::fs::remove_file(run_dir(network).join(UP));
     drop(lock);
+    remove_table_if_unused().map_err(io_step("removing cleat's nftables table"))?;
     Forwarding::system()
         .restore_unless(any_network_in_use)
         .map_err(io_step("restoring IP forwarding"))?;

@@ -63,6 +63,11 @@ fn ps_table_and_json() {
     assert_eq!(e["state"], "exited", "{e}");
     assert_eq!(e["exit_code"], 0, "{e}");
     assert!(e["pid"].is_null(), "{e}");
+
+    // A reader that goes away early (`| grep -q`, `| head`) ends it quietly, as `ls`.
+    let out = h.sh("cleat ps -a --format json 2>/run/ps-epipe.err | true; cat /run/ps-epipe.err");
+    out.ok();
+    assert!(out.stdout.trim().is_empty(), "{out}");
 }
 
 #[test]

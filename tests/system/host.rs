@@ -259,7 +259,7 @@ fn remove_stale(testhost_dir: &Path) {
 // ---------------------------------------------------------------------------------------------
 // Boot
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 

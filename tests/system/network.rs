@@ -390,3 +390,25 @@ fn a_network_goes_down_once_idle() {
     assert!(!bridge_exists() && !in_table(), "rm left the network up");
     assert!(!h.exists(&format!("/run/cleat/networks/{net}")));
 }
+
+/// 100 start/stop cycles (default network and a network of their own, TCP and UDP ports, two
+/// containers at once, a container killed) leave the host's links, addresses, routes,
+/// nftables ruleset and IP forwarding exactly as they were. In a private test host of its own:
+/// the shared one runs other tests' containers meanwhile.
+#[test]
+fn cycles_leave_the_host_as_it_was() {
+    let h = host();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_cleat"))
+        .parent()
+        .expect("a directory")
+        .to_path_buf();
+    let script = crate::host::repo_root().join("tests/testhost/cycles.sh");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(script)
+        .arg(&bin_dir)
+        .arg(Case::new("net-cycles").rootfs())
+        .arg("100");
+    let out = h.run(cmd, Duration::from_secs(600));
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("the host is as it was"), "{out}");
+}
