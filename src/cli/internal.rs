@@ -136,14 +136,10 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let host_network = network_mode == NetworkMode::Host;
     // What a start that crashed (or whose stop never ran) left on the network first.
     detach_leftovers(&registry, &name);
+    prepare::check_network(spec)?;
     let attachment = match &network_mode {
         NetworkMode::Network(network) => {
             Some(attach_network(&registry, &name, spec, image, network)?)
-        }
-        _ if !spec.ports.is_empty() || spec.publish_all == Some(true) => {
-            return Err(anyhow!(
-                "published ports need a bridge network; this container's network is {network_mode}"
-            ));
         }
         _ => None,
     };
@@ -190,6 +186,7 @@ fn detach_leftovers(registry: &Registry, name: &cleat::spec::Name) {
     }
     attach::forget(&dir);
     if let Some(old) = old {
+        super::network::refresh_names(registry, &old.network);
         super::network::take_down_later(registry, &old.network);
     }
 }
@@ -212,10 +209,16 @@ fn attach_network(
     // its stop (or its next start, after a crash).
     let dir = registry.state.dir(name);
     attach::mark(&dir, network).with_context(|| format!("marking {}", dir.display()))?;
+    let request = attach::Request {
+        ports: &ports,
+        ip: spec.ip,
+        ip6: spec.ip6,
+        aliases: &spec.network_aliases,
+    };
     let recorded = attach::prepare(
         &definition,
         name.as_str(),
-        &ports,
+        &request,
         &super::network::Known(registry),
     )
     .map_err(|e| anyhow::Error::new(e).context(format!("joining network {network}")))
@@ -249,6 +252,10 @@ fn start_attached(
     } = parts;
     let address = attachment.and_then(|a| a.addresses.first().map(|(ip, _)| *ip));
     let etc_files = etc_files(registry, name, spec, &process, host_network, address)?;
+    if let Some(a) = attachment {
+        // Its /etc/hosts and the other containers' know each other's names from now on.
+        super::network::refresh_names(registry, &a.network);
+    }
     let extra = cleat::rootfs::volumes::plan_mounts(spec, image, &VolumeStore::system(), registry)?;
     let notify_mode = spec.notify.unwrap_or_default();
     // The container's notifications go through a relay of ours (see `notify::Relay`), never

@@ -245,6 +245,17 @@ impl attach::Containers for Known<'_> {
             .is_ok_and(|n| attach::is_marked(&self.0.state.dir(&n)))
     }
 
+    fn attachment(&self, owner: &str) -> Option<attach::Attachment> {
+        let dir = self.0.state.dir(&owner.parse().ok()?);
+        attach::is_marked(&dir)
+            .then(|| attach::load(&dir))
+            .flatten()
+    }
+
+    fn hosts_file(&self, owner: &str) -> Option<std::path::PathBuf> {
+        Some(self.0.state.dir(&owner.parse().ok()?).join("hosts"))
+    }
+
     fn attachments(&self) -> Vec<attach::Attachment> {
         let names = self.0.state.list_all().unwrap_or_default();
         names
@@ -265,6 +276,20 @@ fn monotonic_secs() -> u64 {
     // SAFETY: clock_gettime writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec.unsigned_abs()
+}
+
+/// Brings the names of `network`'s containers in every member's /etc/hosts up to date (a
+/// container joined or left). Only on networks made with `cleat network create`: Docker's
+/// default network has no names either, and containers there come and go by the hundred.
+pub fn refresh_names(registry: &Registry, network: &str) {
+    if network == cleat::network::store::DEFAULT_NETWORK {
+        return;
+    }
+    if let Err(e) = attach::refresh_names(network, &Known(registry)) {
+        diag::warning(format_args!(
+            "network {network}: updating the containers' /etc/hosts: {e}"
+        ));
+    }
 }
 
 /// How long a network stays up after its last container left.

@@ -81,6 +81,37 @@ pub(super) fn check(
         }
     };
     cleat::rootfs::volumes::check_mounts(spec, &image, registry)?;
+    check_network(spec)?;
+    Ok(())
+}
+
+/// What the network settings need of the network: published ports a bridge network; a static
+/// address and aliases a network made with `cleat network create` (as Docker, whose default
+/// network has neither).
+pub(super) fn check_network(spec: &Spec) -> anyhow::Result<()> {
+    use cleat::spec::NetworkMode;
+    let mode = spec.network_mode();
+    let bridge = matches!(mode, NetworkMode::Network(_));
+    if !bridge && (!spec.ports.is_empty() || spec.publish_all == Some(true)) {
+        return Err(anyhow!(
+            "published ports need a bridge network; this container's network is {mode}"
+        ));
+    }
+    let user_defined = matches!(&mode, NetworkMode::Network(n)
+        if n != cleat::network::store::DEFAULT_NETWORK);
+    let wants = [
+        (spec.ip.is_some(), "a static IPv4 address (--ip, ip)"),
+        (spec.ip6.is_some(), "a static IPv6 address (--ip6, ip6)"),
+        (
+            !spec.network_aliases.is_empty(),
+            "network aliases (--network-alias, network-aliases)",
+        ),
+    ];
+    if let Some((_, what)) = wants.iter().find(|(set, _)| *set).filter(|_| !user_defined) {
+        return Err(anyhow!(
+            "{what} needs a network made with `cleat network create`; this container's network is {mode}"
+        ));
+    }
     Ok(())
 }
 

@@ -72,6 +72,9 @@ pub struct Attachment {
     pub addresses: Vec<(IpAddr, u8)>,
     pub gateways: Vec<IpAddr>,
     pub published: Vec<Published>,
+    /// Names the other containers on the network know it by, besides its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 impl Attachment {
@@ -170,6 +173,10 @@ pub trait Containers {
     fn is_alive(&self, owner: &str) -> bool;
     /// The attachments of every container that holds addresses, for rebuilding cleat's table.
     fn attachments(&self) -> Vec<Attachment>;
+    /// The attachment of one container, if it holds addresses.
+    fn attachment(&self, owner: &str) -> Option<Attachment>;
+    /// The /etc/hosts file of a container (cleat's file, bind-mounted into it), if it has one.
+    fn hosts_file(&self, owner: &str) -> Option<PathBuf>;
 }
 
 /// An exclusive lock on `path`, held until the file is dropped.
@@ -205,6 +212,17 @@ fn veth_names(container: &str) -> (String, String) {
     (format!("ve{hex}"), format!("vp{hex}"))
 }
 
+/// What a container asks of its network.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Request<'a> {
+    pub ports: &'a [PortSpec],
+    /// Static addresses (`--ip`, `--ip6`).
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// `--network-alias`.
+    pub aliases: &'a [String],
+}
+
 /// Everything that can be decided and made before the container exists: its addresses (a
 /// lease per subnet), the network up (its bridge, its place in cleat's table), forwarding on,
 /// and the host ports chosen. Undone by [`detach`] (the network stays up: see
@@ -212,20 +230,38 @@ fn veth_names(container: &str) -> (String, String) {
 pub fn prepare(
     network: &Network,
     container: &str,
-    ports: &[PortSpec],
+    request: &Request<'_>,
     containers: &dyn Containers,
 ) -> Result<Attachment, AttachError> {
+    let no_subnet = |family: &str| AttachError::Io {
+        what: format!("network {}", network.name),
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it has no {family} subnet for a static {family} address"),
+        ),
+    };
+    if request.ip.is_some() && !network.subnets.iter().any(|s| s.subnet.is_ipv4()) {
+        return Err(no_subnet("IPv4"));
+    }
+    if request.ip6.is_some() && !network.subnets.iter().any(|s| !s.subnet.is_ipv4()) {
+        return Err(no_subnet("IPv6"));
+    }
     let _lock = lock_network(&network.name)?;
     let leases = leases(&network.name);
     let mut addresses = Vec::new();
     let mut gateways = Vec::new();
     for config in &network.subnets {
+        let wanted = if config.subnet.is_ipv4() {
+            request.ip.map(IpAddr::V4)
+        } else {
+            request.ip6.map(IpAddr::V6)
+        };
         let addr = leases
             .allocate(
                 &config.subnet,
                 &[config.gateway],
                 container,
-                None,
+                wanted,
                 |owner| containers.is_alive(owner),
             )
             .map_err(|source| AttachError::Lease {
@@ -245,9 +281,10 @@ pub fn prepare(
         addresses,
         gateways,
         published: Vec::new(),
+        aliases: request.aliases.to_vec(),
     };
     // From here, a failure gives back what was taken.
-    match finish_prepare(network, ports, &mut attachment, containers) {
+    match finish_prepare(network, request.ports, &mut attachment, containers) {
         Ok(()) => Ok(attachment),
         Err(e) => {
             let _ = detach(&attachment, container);
@@ -442,6 +479,59 @@ pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachErro
                 source,
             }),
     );
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Brings every /etc/hosts of `network`'s containers up to date with who is on it now (see
+/// [`super::names`]); under the network's lock, so that of two containers joining at once the
+/// later sees the earlier. A member whose file cannot be rewritten is reported and skipped.
+pub fn refresh_names(network: &str, containers: &dyn Containers) -> Result<(), AttachError> {
+    let _lock = lock_network(network)?;
+    let mut owners: Vec<String> = leases(network)
+        .list()
+        .map_err(|source| AttachError::Lease {
+            network: network.to_owned(),
+            source,
+        })?
+        .into_iter()
+        .map(|(_, owner)| owner)
+        .filter(|owner| containers.is_alive(owner))
+        .collect();
+    owners.sort();
+    owners.dedup();
+    let members: Vec<(String, super::names::Member)> = owners
+        .into_iter()
+        .filter_map(|owner| {
+            let attachment = containers.attachment(&owner)?;
+            let mut names = vec![owner.clone()];
+            names.extend(attachment.aliases.iter().cloned());
+            let addresses = attachment.addresses.iter().map(|(a, _)| *a).collect();
+            Some((owner, super::names::Member { addresses, names }))
+        })
+        .collect();
+    let all: Vec<super::names::Member> = members.iter().map(|(_, m)| m.clone()).collect();
+    let section = super::names::section(network, &all);
+    let mut first_error = None;
+    for (owner, _) in &members {
+        let Some(path) = containers.hosts_file(owner) else {
+            continue;
+        };
+        let Ok(hosts) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let text = super::names::with_section(&hosts, network, &section);
+        if text != hosts {
+            if let Err(e) = super::names::rewrite_in_place(&path, &text) {
+                first_error.get_or_insert(AttachError::Io {
+                    what: path.display().to_string(),
+                    source: e,
+                });
+            }
+        }
+    }
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

@@ -31,6 +31,7 @@ pub mod cidr;
 pub mod forwarding;
 pub mod ipam;
 pub mod link;
+pub mod names;
 pub mod nft;
 pub mod ports;
 pub mod publish;

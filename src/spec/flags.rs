@@ -57,6 +57,15 @@ pub struct ContainerFlags {
     /// Network: bridge (the default), a network's name, host, or none (loopback only)
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
+    /// Another name the container is known by on its network (user-defined networks)
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+    /// The container's IPv4 address on its network (user-defined networks)
+    #[arg(long = "ip", value_name = "IPV4")]
+    pub ip: Option<String>,
+    /// The container's IPv6 address on its network (user-defined networks)
+    #[arg(long = "ip6", value_name = "IPV6")]
+    pub ip6: Option<String>,
     /// Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], ranges allowed
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
     pub publish: Vec<String>,
@@ -132,6 +141,23 @@ pub struct ContainerFlags {
 pub struct FlagError {
     pub flag: &'static str,
     pub message: String,
+}
+
+/// An address flag (`--ip`, `--ip6`) of one family.
+fn parse_address<T: std::str::FromStr>(
+    flag: &'static str,
+    value: &Option<String>,
+) -> Result<Option<T>, FlagError> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.trim().parse::<T>().map_err(|_| {
+                let family = if flag == "--ip" { "IPv4" } else { "IPv6" };
+                ValueError(format!("invalid {family} address {v:?}"))
+            })
+        })
+        .transpose()
+        .map_err(flag_err(flag))
 }
 
 fn flag_err(flag: &'static str) -> impl Fn(ValueError) -> FlagError {
@@ -232,6 +258,12 @@ impl ContainerFlags {
         spec.notify = parse("--notify", &self.notify)?;
         spec.pull = parse("--pull", &self.pull)?;
         spec.network = parse("--network", &self.network)?;
+        for alias in &self.network_alias {
+            super::value::check_hostname(alias).map_err(flag_err("--network-alias"))?;
+        }
+        spec.network_aliases = self.network_alias.clone();
+        spec.ip = parse_address("--ip", &self.ip)?;
+        spec.ip6 = parse_address("--ip6", &self.ip6)?;
         spec.ports = self
             .publish
             .iter()

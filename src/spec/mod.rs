@@ -58,6 +58,16 @@ pub struct Spec {
     /// The network: unset, the default bridge network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkMode>,
+    /// Names other containers on its (user-defined) network know it by, besides its own
+    /// (`--network-alias`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
+    /// Its IPv4 address on its (user-defined) network (`--ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Its IPv6 address on its (user-defined) network (`--ip6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// Published ports (`-p`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<crate::network::ports::PortSpec>,
@@ -242,6 +252,9 @@ impl Spec {
             hostname: None,
             domainname: None,
             network: None,
+            network_aliases: Vec::new(),
+            ip: None,
+            ip6: None,
             ports: Vec::new(),
             publish_all: None,
             add_hosts: Vec::new(),

@@ -412,3 +412,142 @@ fn cycles_leave_the_host_as_it_was() {
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("the host is as it was"), "{out}");
 }
+
+/// On a network made with `cleat network create`, containers find each other by name and by
+/// alias (their /etc/hosts follows who joins and leaves); `--ip` gives a container the address
+/// asked for. Both are refused on the default network, and a taken or foreign address is a
+/// clear error at start.
+#[test]
+fn names_aliases_and_static_addresses_on_a_user_network() {
+    let h = host();
+    let c = Case::new("net-names");
+    let net = format!("{}-n", c.name);
+    h.cleat(&["network", "create", "--subnet", "10.90.11.0/24", &net])
+        .ok();
+    // A server with a static address and two aliases.
+    c.run(
+        &[
+            "-d",
+            "--network",
+            &net,
+            "--ip",
+            "10.90.11.50",
+            "--network-alias",
+            "db",
+            "--network-alias",
+            "store",
+        ],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo by-name > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    let client = c.another("net-names-client");
+    let ask = |target: &str| {
+        h.cleat(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            "--name",
+            &client,
+            "--rootfs",
+            c.rootfs(),
+            "sh",
+            "-c",
+            &format!("grep -w {target} /etc/hosts; {}", http_get(target, 80)),
+        ])
+    };
+    for target in [c.name.as_str(), "db", "store"] {
+        let out = ask(target);
+        out.ok();
+        assert!(
+            out.stdout.contains("10.90.11.50") && out.stdout.contains("by-name"),
+            "{target}:\n{out}"
+        );
+    }
+
+    // A container that joins later is in the server's /etc/hosts, and gone once it left.
+    let later = c.another("net-names-later");
+    h.cleat(&[
+        "run",
+        "-d",
+        "--network",
+        &net,
+        "--name",
+        &later,
+        "--rootfs",
+        c.rootfs(),
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let hosts_of = |name: &str| {
+        h.exec(&["cat", &format!("/var/lib/cleat/containers/{name}/hosts")])
+            .stdout
+    };
+    let seen = hosts_of(&c.name);
+    assert!(seen.contains(&later), "{seen}");
+    assert!(hosts_of(&later).contains("db"), "{}", hosts_of(&later));
+    h.cleat(&["rm", "-f", &later]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || !hosts_of(&c.name)
+            .contains(&later)),
+        "{}",
+        hosts_of(&c.name)
+    );
+
+    // The same address again, one outside the subnet: clear errors, nothing left running.
+    let taken = c.another("net-names-taken");
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--ip",
+        "10.90.11.50",
+        "--name",
+        &taken,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .says("10.90.11.50 is already in use");
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--ip",
+        "10.91.0.5",
+        "--name",
+        &taken,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .says("not in the network's subnet");
+    // Not on the default network.
+    for flags in [["--ip", "10.89.0.77"], ["--network-alias", "x"]] {
+        h.cleat(&[
+            "run",
+            "--rm",
+            flags[0],
+            flags[1],
+            "--name",
+            &taken,
+            "--rootfs",
+            c.rootfs(),
+            "true",
+        ])
+        .fails()
+        .reads_clean()
+        .says("cleat network create");
+    }
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.cleat(&["network", "rm", &net]).ok();
+}

@@ -110,6 +110,26 @@ const TOP_LEVEL: &[Field] = &[
             &mut d.spec.dns,
         )
     }),
+    value("network-aliases", |r, n, d| {
+        r.parse_list(
+            n,
+            "an array of names (\"db\")",
+            |s| crate::spec::value::check_hostname(s).map(|()| s.to_owned()),
+            &mut d.spec.network_aliases,
+        )
+    }),
+    value("ip", |r, n, d| {
+        d.spec.ip = r.checked(n, |s| {
+            s.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| format!("invalid IPv4 address {s:?}"))
+        });
+    }),
+    value("ip6", |r, n, d| {
+        d.spec.ip6 = r.checked(n, |s| {
+            s.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("invalid IPv6 address {s:?}"))
+        });
+    }),
     value("dns-search", |r, n, d| {
         if let Some(v) = r.strings(n) {
             d.spec.dns_search = v;
