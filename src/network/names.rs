@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! # cleat network backend: its containers
-//! 10.90.0.2	db	postgres
-//! 10.90.0.3	web
+//! 10.90.0.2    db    postgres
+//! 10.90.0.3    web
 //! # cleat network backend: end
 //! ```
 
