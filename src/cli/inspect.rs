@@ -72,6 +72,8 @@ pub fn inspect(args: InspectArgs) -> CmdResult {
             "created": r.created,
             "definition": definition,
             "spec": spec,
+            "network": r.pid.and_then(|_| cleat::network::attach::load(&registry.state.dir(&name)))
+                .map(|a| super::network::describe_attachment(&a)),
             "state": {
                 "status": r.state,
                 "text": r.status,

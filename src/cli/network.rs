@@ -11,6 +11,7 @@ use cleat::containers::Registry;
 use cleat::network::attach::{self, RUN_ROOT};
 use cleat::network::cidr::Subnet;
 use cleat::network::ipam::Leases;
+use cleat::network::nft::Published;
 use cleat::network::store::{BRIDGE_DRIVER, CreateRequest, Network, NetworkStore, host_routes};
 use cleat::spec::NetworkMode;
 use cleat::time;
@@ -427,6 +428,65 @@ pub struct PortArgs {
     port: Option<String>,
 }
 
+/// The host address of a published port as Docker shows it: `0.0.0.0` or `[::]` for every
+/// address of the host, `[ADDR]` for an IPv6 one.
+pub fn host_address(p: &Published) -> String {
+    match p.host_ip {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(ip) => ip.to_string(),
+        None if p.container_ip.is_ipv4() => "0.0.0.0".to_owned(),
+        None => "[::]".to_owned(),
+    }
+}
+
+/// A container's published ports as `docker ps` shows them: `0.0.0.0:8080->80/tcp`, one per
+/// host port (ranges are not folded).
+pub fn ports_column(published: &[Published]) -> Vec<String> {
+    let mut out: Vec<String> = published
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                host_address(p),
+                p.host_port,
+                p.container_port,
+                p.protocol
+            )
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// A container's network as `inspect` shows it: its addresses and aliases, and its ports in
+/// Docker's form (`"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]`).
+pub fn describe_attachment(a: &attach::Attachment) -> Value {
+    let mut ports = serde_json::Map::new();
+    for p in &a.published {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let host_ip = match p.host_ip {
+            Some(ip) => ip.to_string(),
+            None if p.container_ip.is_ipv4() => "0.0.0.0".to_owned(),
+            None => "::".to_owned(),
+        };
+        let binding = json!({ "HostIp": host_ip, "HostPort": p.host_port.to_string() });
+        let entry = ports.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = entry {
+            if !list.contains(&binding) {
+                list.push(binding);
+            }
+        }
+    }
+    json!({
+        "name": a.network,
+        "bridge": a.bridge,
+        "addresses": a.addresses.iter().map(|(ip, len)| format!("{ip}/{len}")).collect::<Vec<_>>(),
+        "gateways": a.gateways,
+        "aliases": a.aliases,
+        "ports": ports,
+    })
+}
+
 /// `cleat port NAME [PORT]`: the host addresses of a running container's published ports, as
 /// Docker prints them (`80/tcp -> 0.0.0.0:8080`).
 pub fn port(args: PortArgs) -> CmdResult {
@@ -455,15 +515,12 @@ pub fn port(args: PortArgs) -> CmdResult {
                 .is_none_or(|(n, proto)| p.container_port == *n && p.protocol.to_string() == *proto)
         })
         .map(|p| {
-            let host = match p.host_ip {
-                Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-                Some(ip) => ip.to_string(),
-                None if p.container_ip.is_ipv4() => "0.0.0.0".to_owned(),
-                None => "[::]".to_owned(),
-            };
             format!(
-                "{}/{} -> {host}:{}",
-                p.container_port, p.protocol, p.host_port
+                "{}/{} -> {}:{}",
+                p.container_port,
+                p.protocol,
+                host_address(p),
+                p.host_port
             )
         })
         .collect();

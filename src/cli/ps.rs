@@ -53,6 +53,8 @@ pub struct Row {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub restarts: u32,
+    /// Published ports while it runs, as `docker ps` shows them (`0.0.0.0:8080->80/tcp`).
+    pub ports: Vec<String>,
     /// Why a declared container's definition could not be read, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -207,6 +209,10 @@ pub fn row(
             exit.as_ref().map(|e| time::rfc3339(e.finished_usec))
         },
         restarts: unit_state.map(|u| u.n_restarts).unwrap_or_default(),
+        ports: running
+            .and_then(|_| cleat::network::attach::load(&registry.state.dir(name)))
+            .map(|a| super::network::ports_column(&a.published))
+            .unwrap_or_default(),
         error,
         created_usec,
     }
@@ -223,8 +229,10 @@ fn quote_command(argv: &[String]) -> String {
 }
 
 fn table(rows: &[Row], now: u64) -> String {
-    let header = ["NAME", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS"];
-    let cells: Vec<[String; 6]> = rows
+    let header = [
+        "NAME", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS",
+    ];
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
@@ -243,6 +251,7 @@ fn table(rows: &[Row], now: u64) -> String {
                 } else {
                     r.status.clone()
                 },
+                r.ports.join(", "),
             ]
         })
         .collect();

@@ -280,6 +280,28 @@ fn a_random_host_port_is_shown_and_answers() {
     h.cleat(&["port", &c.name, "81"])
         .fails()
         .says("no public port");
+    // ps and inspect show it too, as Docker's do.
+    let shown = format!("127.0.0.1:{port}->80/tcp");
+    let ps = h.cleat(&["ps"]);
+    ps.ok();
+    assert!(
+        ps.stdout.lines().next().unwrap_or("").contains("PORTS")
+            && ps
+                .stdout
+                .lines()
+                .any(|l| l.contains(&c.name) && l.contains(&shown)),
+        "{ps}"
+    );
+    let inspect = h.cleat(&["inspect", &c.name]);
+    inspect.ok();
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("JSON");
+    let v = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(
+        v["network"]["ports"]["80/tcp"][0]["HostPort"],
+        port.to_string(),
+        "{inspect}"
+    );
+    assert_eq!(v["network"]["name"], "bridge", "{inspect}");
     h.cleat(&["rm", "-f", &c.name]).ok();
     h.cleat(&["port", &c.name]).fails();
 }
