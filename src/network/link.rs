@@ -112,10 +112,7 @@ pub async fn ensure_bridge(
         source: io::Error::from_raw_os_error(libc::ENODEV),
     })?;
     for (address, prefix) in addresses {
-        match h
-            .address()
-            .add(index, *address, *prefix)
-            .execute()
+        match add_address(h, index, *address, *prefix)
             .await
             .step(|| format!("adding {address}/{prefix} to {name}"))
         {
@@ -125,6 +122,27 @@ pub async fn ensure_bridge(
     }
     set_up(h, index, name).await?;
     Ok(index)
+}
+
+/// Adds an address to a link. An IPv6 one skips duplicate address detection (as Docker's and
+/// Podman's do): the address is cleat's to give, and DAD would keep it "tentative", unusable,
+/// for the first second or two of the container's life.
+async fn add_address(
+    h: &Handle,
+    index: u32,
+    address: IpAddr,
+    prefix: u8,
+) -> Result<(), rtnetlink::Error> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+    let mut request = h.address().add(index, address, prefix);
+    if address.is_ipv6() {
+        let message = request.message_mut();
+        message.header.flags |= AddressHeaderFlags::Nodad;
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request.execute().await
 }
 
 async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), LinkError> {
@@ -261,9 +279,7 @@ async fn configure(inside: &Inside) -> Result<(), LinkError> {
         .await
         .step(|| format!("renaming {} to {CONTAINER_INTERFACE}", inside.from))?;
     for (address, prefix) in &inside.addresses {
-        h.address()
-            .add(index, *address, *prefix)
-            .execute()
+        add_address(&h, index, *address, *prefix)
             .await
             .step(|| format!("adding {address}/{prefix} to {CONTAINER_INTERFACE}"))?;
     }

@@ -573,3 +573,58 @@ fn names_aliases_and_static_addresses_on_a_user_network() {
     h.cleat(&["rm", "-f", &c.name]).ok();
     h.cleat(&["network", "rm", &net]).ok();
 }
+
+/// IPv6 end to end: a network with an IPv6 subnet gives its containers an IPv6 address and
+/// route (no duplicate address detection holding it back); they reach each other over it (by
+/// name); a published port answers on the host's own IPv6 address, and on 127.0.0.1.
+#[test]
+fn ipv6_addresses_names_and_published_ports() {
+    let h = host();
+    let c = Case::new("net-v6");
+    let net = format!("{}-n", c.name);
+    h.cleat(&[
+        "network", "create", "--subnet", "10.90.13.0/24", "--subnet", "fd00:c1ea:13::/64", &net,
+    ])
+    .ok();
+    c.run(
+        &[
+            "-d",
+            "--network",
+            &net,
+            "--ip6",
+            "fd00:c1ea:13::50",
+            "-p",
+            "18613:80",
+        ],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo over-v6 > /www/index.html && exec httpd -f -p [::]:80 -h /www",
+        ],
+    )
+    .ok();
+    let client = c.another("net-v6-client");
+    let out = h.cleat(&[
+        "run", "--rm", "--network", &net, "--name", &client, "--rootfs", c.rootfs(), "sh", "-c",
+        &format!(
+            "ip -6 addr show dev eth0; ip -6 route; grep -w {} /etc/hosts; {}",
+            c.name,
+            http_get("fd00:c1ea:13::50", 80)
+        ),
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("inet6 fd00:c1ea:13::"), "{out}");
+    assert!(out.stdout.contains("default via fd00:c1ea:13::1"), "{out}");
+    assert!(out.stdout.contains("fd00:c1ea:13::50"), "{out}");
+    assert!(out.stdout.contains("over-v6"), "{out}");
+
+    // The host's own IPv6 address (its address on the bridge, here) and 127.0.0.1. Not ::1:
+    // the kernel does not route a loopback source out of the host for IPv6 (Docker answers
+    // there with a userland proxy, a resident process).
+    for addr in ["fd00:c1ea:13::1", "127.0.0.1"] {
+        let got = h.exec(&["sh", "-c", &http_get(addr, 18613)]);
+        assert!(got.stdout.contains("over-v6"), "{addr}: {got}");
+    }
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.cleat(&["network", "rm", &net]).ok();
+}
