@@ -39,7 +39,7 @@ inside() { nsenter -t "$systemd_pid" -a "$@"; }
 # The benchmark program (static: the busybox image has no C library).
 mkdir -p "$work/bin"
 cat >"$work/netbench.c" <<'C'
-// netbench server PORT
+// netbench server PORT [CPU]           serves each connection in a thread, all on CPU if given
 // netbench wait HOST PORT SECONDS       until a connection succeeds
 // netbench up|down HOST PORT SECONDS    one stream; prints Gbit/s
 // netbench rr HOST PORT COUNT SIZE      round trips on one connection; prints median, p99 in us
@@ -52,6 +52,7 @@ cat >"$work/netbench.c" <<'C'
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -119,7 +120,13 @@ static void *serve(void *arg) {
     return NULL;
 }
 
-static int server(int port) {
+static int server(int port, int cpu) {
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
+    }
     // Both families on one socket where the kernel has IPv6; IPv4 alone otherwise.
     int fd = socket(AF_INET6, SOCK_STREAM, 0), one = 1, zero = 0;
     struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any};
@@ -199,7 +206,8 @@ static void exchange(int fd, char *buf, int size) {
 
 int main(int argc, char **argv) {
     static char buf[CHUNK];
-    if (argc == 3 && !strcmp(argv[1], "server")) return server(atoi(argv[2]));
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "server"))
+        return server(atoi(argv[2]), argc == 4 ? atoi(argv[3]) : -1);
     if (argc < 5) {
         fprintf(stderr, "usage: see the top of netbench.c\n");
         return 2;
@@ -277,13 +285,20 @@ inside "$repo/tests/testhost/registries.sh" start "$fixtures" >"$work/registries
 image=127.0.0.1:5000/busybox:latest
 inside cleat pull -q "$image" >/dev/null
 
+# Client and server share one CPU (the last; the first takes more of the machine's
+# interrupts). Left to the scheduler, one run puts them on one CPU and the next on two, with
+# the softirq work wherever it falls: single-stream throughput then swings by 2x and round
+# trips between 15 and 60 us from one run to the next, whatever the path, and the ratios
+# say nothing. On one CPU, each figure is the whole CPU cost of its path.
+cpu=$(($(nproc) - 1))
 # The server in a container, its port published on every host address; the image's
 # entrypoint execs the command, as user app (5201 needs no privilege).
 inside cleat run -d --name bench-net -p 18700:5201 -v "$work/bin:/bench:ro" "$image" \
-    /bench/netbench server 5201 >/dev/null
+    /bench/netbench server 5201 "$cpu" >/dev/null
 # The reference: the same server in the test host itself, as a unit of its systemd (so that
 # it goes with the test host, like everything else started in there).
-inside systemd-run -q --unit bench-net-host "$netbench" server 18701
+inside systemd-run -q --unit bench-net-host "$netbench" server 18701 "$cpu"
+client() { inside taskset -c "$cpu" "$netbench" "$@"; }
 
 # The container's address and its network's gateway, from the record cleat keeps of the
 # container's attachment (src/network/attach.rs, Attachment).
@@ -293,49 +308,54 @@ a = json.load(sys.stdin)
 v4 = [addr for addr, _ in a["addresses"] if ":" not in addr]
 gw = [g for g in a["gateways"] if ":" not in g]
 print(v4[0], gw[0])')
-echo "bench: container bench-net at $direct (gateway $gateway); cleat port says: $(inside cleat port bench-net | tr '\n' ' ')" >&2
+echo "bench: container bench-net at $direct (gateway $gateway); cleat port: $(inside cleat port bench-net | tr '\n' ' ')" >&2
 
-paths=("127.0.0.1 18700" "$gateway 18700" "$direct 5201" "127.0.0.1 18701")
+hosts=(127.0.0.1 "$gateway" "$direct" 127.0.0.1)
+ports=(18700 18700 5201 18701)
 labels=("published port, 127.0.0.1:18700" "published port, $gateway:18700 (gateway)"
     "direct, $direct:5201 (container)" "no container, 127.0.0.1:18701 (reference)")
-for p in "${paths[@]}"; do
-    # shellcheck disable=SC2086 # "HOST PORT", split on purpose
-    inside "$netbench" wait $p 10
+for i in "${!hosts[@]}"; do client wait "${hosts[$i]}" "${ports[$i]}" 10; done
+
+# Three rounds, each over every path in turn, so that a slow spell of the machine falls on
+# all paths alike; each figure is the median of its three rounds.
+rounds=3
+results=$work/results
+: >"$results"
+for round in $(seq "$rounds"); do
+    echo "bench: round $round of $rounds" >&2
+    for i in "${!hosts[@]}"; do
+        h=${hosts[$i]} p=${ports[$i]}
+        echo "$i $(client up "$h" "$p" 2) $(client down "$h" "$p" 2)" \
+            "$(client rr "$h" "$p" 2000 64) $(client conn "$h" "$p" 200 64)" >>"$results"
+    done
 done
 
-# Median of three single-stream runs (2 s each): one run is at the mercy of the 2 CPUs'
-# other work.
-stream() {
-    local dir=$1 host=$2 port=$3 i
-    for i in 1 2 3; do inside "$netbench" "$dir" "$host" "$port" 2; done | sort -n | sed -n 2p
-}
-declare -a up down rr_med rr_p99 conn_med conn_p99
-for i in "${!paths[@]}"; do
-    read -r host port <<<"${paths[$i]}"
-    up[$i]=$(stream up "$host" "$port")
-    down[$i]=$(stream down "$host" "$port")
-    read -r "rr_med[$i]" "rr_p99[$i]" < <(inside "$netbench" rr "$host" "$port" 2000 64)
-    read -r "conn_med[$i]" "conn_p99[$i]" < <(inside "$netbench" conn "$host" "$port" 200 64)
-done
-
-ratio() { python3 -c "import sys; a, b = map(float, sys.argv[1:]); print(f'{a / b:.2f}')" "$1" "$2"; }
-echo
-echo "TCP through a published port against a direct connection, from the test host, $(nproc) CPUs"
-echo "(streams: Gbit/s, median of 3 x 2 s; round trip: 2000 x 64 B on one connection; new"
-echo " connection: 200 x connect + one 64 B round trip; times in microseconds)"
-printf '%-46s %8s %8s %8s %8s %8s %8s\n' "" "to ctr" "from ctr" "rtt med" "rtt p99" "new med" "new p99"
-for i in "${!paths[@]}"; do
-    printf '%-46s %8s %8s %8s %8s %8s %8s\n' "${labels[$i]}" "${up[$i]}" "${down[$i]}" \
-        "${rr_med[$i]}" "${rr_p99[$i]}" "${conn_med[$i]}" "${conn_p99[$i]}"
-done
-echo
-echo "ratios, published / direct (throughput: below 1 is slower; times: above 1 is slower)"
-for i in 0 1; do
-    printf '%-46s %8s %8s %8s %8s %8s %8s\n' "${labels[$i]%%,*} via ${paths[$i]% *}" \
-        "$(ratio "${up[$i]}" "${up[2]}")" "$(ratio "${down[$i]}" "${down[2]}")" \
-        "$(ratio "${rr_med[$i]}" "${rr_med[2]}")" "$(ratio "${rr_p99[$i]}" "${rr_p99[2]}")" \
-        "$(ratio "${conn_med[$i]}" "${conn_med[2]}")" "$(ratio "${conn_p99[$i]}" "${conn_p99[2]}")"
-done
+# The table: per path, the median over the rounds of each column; then published / direct
+# (path 2).
+python3 - "$results" "${labels[@]}" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    i, *values = line.split()
+    rows.setdefault(int(i), []).append([float(v) for v in values])
+labels = sys.argv[2:]
+med = {i: [statistics.median(col) for col in zip(*runs)] for i, runs in rows.items()}
+fmt = "{:<46}" + " {:>8}" * 6
+print()
+print("TCP from the test host to a server in a container: a published port against a direct")
+print("connection, client and server on one CPU; median of %d rounds, each with" % len(rows[0]))
+print("  to/from ctr: one stream each way for 2 s, Gbit/s")
+print("  rtt: 2000 round trips of 64 B on one connection, median and p99, us")
+print("  new: 200 new connections (connect + one 64 B round trip), median and p99, us")
+print(fmt.format("", "to ctr", "from ctr", "rtt med", "rtt p99", "new med", "new p99"))
+for i, label in enumerate(labels):
+    print(fmt.format(label, *(f"{v:.2f}" if c < 2 else f"{v:.1f}" for c, v in enumerate(med[i]))))
+print()
+print("ratios, published / direct (throughput below 1 and times above 1: the published port is slower)")
+for i in (0, 1):
+    name = "published port via " + labels[i].split(", ")[1].split(" ")[0]
+    print(fmt.format(name, *(f"{a / b:.2f}" for a, b in zip(med[i], med[2]))))
+PY
 
 inside systemctl stop bench-net-host
 inside cleat rm -f bench-net >/dev/null

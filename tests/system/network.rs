@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::host::{Case, host, wait_until};
+use crate::host::{Case, PROBE, host, wait_until};
 
 /// The container's first IPv4 address on eth0, as busybox `ip` shows it.
 fn eth0_address(out: &str) -> Option<String> {
@@ -627,4 +627,53 @@ fn ipv6_addresses_names_and_published_ports() {
     }
     h.cleat(&["rm", "-f", &c.name]).ok();
     h.cleat(&["network", "rm", &net]).ok();
+}
+
+/// An "external host" (a network namespace of the test's, joined to the test host by a veth)
+/// reaches published ports on the test host's address, TCP and UDP, its own address reaching
+/// the container unchanged (for UDP, the probe's echo server answers with the sender's
+/// address; busybox's nc has no UDP here).
+#[test]
+fn an_external_host_reaches_published_tcp_and_udp_ports() {
+    let h = host();
+    let c = Case::new("net-ext");
+    // Server: the client's address as the container sees it (busybox httpd puts it in
+    // REMOTE_ADDR for CGI scripts), and the UDP echo.
+    c.run(
+        &["-d", "-p", "18620:80", "-p", "18621:5353/udp"],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho\\necho \"from $REMOTE_ADDR\"\\n' \
+                 > /www/cgi-bin/who && chmod +x /www/cgi-bin/who && httpd -p 80 -h /www && \
+                 exec {PROBE} udp-echo 5353"
+            ),
+        ],
+    )
+    .ok();
+    let ns = format!("{}-ns", c.name);
+    // Interface names have at most 15 characters; this test is the only one to use these.
+    let setup = format!(
+        "ip netns add {ns} && ip link add ext-h type veth peer name ext-x && \
+         ip link set ext-x netns {ns} && ip addr add 192.0.2.1/24 dev ext-h && \
+         ip link set ext-h up && ip -n {ns} addr add 192.0.2.2/24 dev ext-x && \
+         ip -n {ns} link set ext-x up && ip -n {ns} link set lo up"
+    );
+    h.sh(&setup).ok();
+    let tcp = h.sh(&format!(
+        "ip netns exec {ns} sh -c \"printf 'GET /cgi-bin/who HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 192.0.2.1 18620\""
+    ));
+    let query = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+s.sendto(b"over-udp", ("192.0.2.1", 18621))
+print(s.recv(512).decode())
+"#;
+    let udp = h.exec(&["ip", "netns", "exec", &ns, "python3", "-c", query]);
+    h.sh(&format!("ip netns delete {ns}; ip link delete ext-h 2>/dev/null; true"));
+    // httpd listens on IPv6 and shows an IPv4 client as ::ffff:192.0.2.2.
+    assert!(tcp.stdout.contains("192.0.2.2"), "{tcp}");
+    assert_eq!(udp.stdout.trim(), "192.0.2.2 over-udp", "{udp}");
+    h.cleat(&["rm", "-f", &c.name]).ok();
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use json::Json;
 
 const USAGE: &str =
-    "usage: probe facts | probe try ACTION [ARG]... | probe procs | probe orphan [MS]";
+    "usage: probe facts | probe try ACTION [ARG]... | probe procs | probe orphan [MS] | probe udp-echo PORT";
 
 fn print(j: &Json) {
     let mut out = io::stdout().lock();
@@ -68,9 +68,35 @@ fn run(args: &[String]) -> i32 {
             print(&orphan(ms));
             0
         }
+        Some("udp-echo") => match args.get(1).and_then(|a| a.parse::<u16>().ok()) {
+            Some(port) => udp_echo(port),
+            None => {
+                print(&Json::obj().set("error", USAGE));
+                2
+            }
+        },
         _ => {
             print(&Json::obj().set("error", USAGE));
             2
+        }
+    }
+}
+
+/// A UDP server (busybox's nc has no UDP): answers each datagram with "PEER DATAGRAM", the
+/// sender's address as the container sees it, forever.
+fn udp_echo(port: u16) -> i32 {
+    let socket = match std::net::UdpSocket::bind(("0.0.0.0", port)) {
+        Ok(s) => s,
+        Err(e) => {
+            print(&Json::obj().set("error", format!("udp port {port}: {e}")));
+            return 1;
+        }
+    };
+    let mut buf = [0u8; 2048];
+    loop {
+        if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let answer = format!("{} {}", peer.ip(), String::from_utf8_lossy(&buf[..n]).trim());
+            let _ = socket.send_to(answer.as_bytes(), peer);
         }
     }
 }
