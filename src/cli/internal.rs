@@ -137,6 +137,11 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     // What a start that crashed (or whose stop never ran) left on the network first.
     detach_leftovers(&registry, &name);
     prepare::check_network(spec)?;
+    // `container:NAME`: that container's network namespace, held open until the launch.
+    let joined = match &network_mode {
+        NetworkMode::Container(other) => Some(other_network(&registry, other)?),
+        _ => None,
+    };
     let attachment = match &network_mode {
         NetworkMode::Network(network) => {
             Some(attach_network(&registry, &name, spec, image, network)?)
@@ -156,6 +161,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
             overlay,
             host_network,
             attachment: attachment.as_ref(),
+            joined: joined.as_ref(),
         },
     );
     if result.is_err() && attachment.is_some() {
@@ -173,6 +179,42 @@ struct StartParts<'a> {
     overlay: Option<Overlay>,
     host_network: bool,
     attachment: Option<&'a attach::Attachment>,
+    /// The network namespace of the container this one shares (`container:NAME`) and that
+    /// container's state directory.
+    joined: Option<&'a (std::fs::File, PathBuf)>,
+}
+
+/// The network namespace of the running container `other` (`network = "container:NAME"`), and
+/// its state directory (its /etc/hosts and /etc/resolv.conf are this one's too, as Docker's).
+fn other_network(
+    registry: &Registry,
+    other: &cleat::spec::Name,
+) -> anyhow::Result<(std::fs::File, PathBuf)> {
+    let unit = registry.unit_of(other);
+    let not_running = || anyhow!("network container:{other}: container {other} is not running");
+    if registry.find(other)?.is_none() {
+        return Err(anyhow!("network container:{other}: no such container"));
+    }
+    // A runtime confined to this block: dropping it joins its threads before the clone.
+    let main_pid = || -> anyhow::Result<Option<u32>> {
+        super::runtime().block_on(async {
+            let systemd = cleat::unit::dbus::Systemd::connect().await?;
+            Ok(systemd
+                .state_if_loaded(&unit)
+                .await?
+                .filter(|s| s.active_state == "active" || s.active_state == "reloading")
+                .map(|s| s.main_pid)
+                .filter(|p| *p != 0))
+        })
+    };
+    let pid = main_pid()?.ok_or_else(not_running)?;
+    let path = format!("/proc/{pid}/ns/net");
+    let netns = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    // The PID could have ended and been reused between the two: still the same main process?
+    if main_pid()? != Some(pid) {
+        return Err(not_running());
+    }
+    Ok((netns, registry.state.dir(other)))
 }
 
 /// Takes back what a container still has on a network (its stop did not run), and forgets it.
@@ -249,9 +291,19 @@ fn start_attached(
         overlay,
         host_network,
         attachment,
+        joined,
     } = parts;
     let address = attachment.and_then(|a| a.addresses.first().map(|(ip, _)| *ip));
-    let etc_files = etc_files(registry, name, spec, &process, host_network, address)?;
+    let mut etc_files = etc_files(registry, name, spec, &process, host_network, address)?;
+    if let Some((_, other)) = joined {
+        // The other container's view of names, kept as it changes (its files, bound).
+        for (source, target) in &mut etc_files {
+            let theirs = other.join(source.file_name().unwrap_or_default());
+            if target != "/etc/hostname" && theirs.is_file() {
+                *source = theirs;
+            }
+        }
+    }
     if let Some(a) = attachment {
         // Its /etc/hosts and the other containers' know each other's names from now on.
         super::network::refresh_names(registry, &a.network);
@@ -302,13 +354,14 @@ fn start_attached(
     let l = Launch {
         rootfs: &rootfs,
         process: &process,
-        namespaces: launch::namespaces(host_network),
+        namespaces: launch::namespaces(!host_network && joined.is_none()),
         notify: notify_mode,
         security: &security,
         init: spec.init.unwrap_or(false),
         connect_network: connect
             .as_ref()
             .map(|c| c as &dyn Fn(i32) -> Result<(), String>),
+        join_network: joined.map(|(netns, _)| std::os::fd::AsFd::as_fd(netns)),
     };
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.

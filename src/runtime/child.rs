@@ -99,6 +99,13 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
     let security = l.security;
     // Our own session: the container must not share cleat's (systemd's) process group.
     let _ = rustix::process::setsid();
+    if let Some(netns) = l.join_network {
+        rustix::thread::move_into_link_name_space(
+            netns,
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| format!("joining the other container's network namespace: {e}"))?;
+    }
     if l.namespaces.0 & crate::sys::CloneFlags::NEWNET.0 != 0 {
         sys::interface_up("lo").map_err(|e| format!("bringing up loopback: {e}"))?;
     }

@@ -27,17 +27,18 @@ use super::notify;
 use super::process::ProcessPlan;
 use super::sync::{self, Message};
 
-/// The namespaces every container gets; a network namespace too unless it shares the host's.
-pub fn namespaces(host_network: bool) -> CloneFlags {
+/// The namespaces every container gets; a network namespace too unless it shares another's
+/// (the host's, or another container's: `join_network`).
+pub fn namespaces(own_network: bool) -> CloneFlags {
     let always = CloneFlags::NEWNS.0
         | CloneFlags::NEWPID.0
         | CloneFlags::NEWUTS.0
         | CloneFlags::NEWIPC.0
         | CloneFlags::NEWCGROUP.0;
-    CloneFlags(if host_network {
-        always
-    } else {
+    CloneFlags(if own_network {
         always | CloneFlags::NEWNET.0
+    } else {
+        always
     })
 }
 
@@ -63,6 +64,9 @@ pub struct Launch<'a> {
     /// Called with the first process's host PID once its namespaces exist and before its
     /// payload may run: connects its network namespace. An error abandons the start.
     pub connect_network: Option<&'a dyn Fn(i32) -> Result<(), String>>,
+    /// Another container's network namespace (`container:NAME`), joined by the first process
+    /// before anything else.
+    pub join_network: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// How it ended, from cleat's point of view.

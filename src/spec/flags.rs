@@ -54,7 +54,8 @@ pub struct ContainerFlags {
     /// Seconds (or a time span) between the stop signal and SIGKILL (default 10)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<String>,
-    /// Network: bridge (the default), a network's name, host, or none (loopback only)
+    /// Network: bridge (the default), a network's name, host, none (loopback only), or
+    /// container:NAME (another running container's)
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
     /// Another name the container is known by on its network (user-defined networks)

@@ -760,6 +760,8 @@ pub enum NetworkMode {
     None,
     /// A bridge network, by name.
     Network(String),
+    /// Another container's network namespace (`container:NAME`).
+    Container(crate::spec::Name),
 }
 
 impl NetworkMode {
@@ -775,9 +777,12 @@ impl FromStr for NetworkMode {
         match s.trim() {
             "host" => Ok(NetworkMode::Host),
             "none" => Ok(NetworkMode::None),
-            other if other.starts_with("container:") => err(format!(
-                "invalid network {other:?}: sharing another container's network is not supported yet"
-            )),
+            other if other.starts_with("container:") => {
+                let name = &other["container:".len()..];
+                name.parse::<crate::spec::Name>()
+                    .map(NetworkMode::Container)
+                    .map_err(|e| ValueError(format!("invalid network {other:?}: {e}")))
+            }
             other => {
                 crate::network::store::check_name(other).map_err(|e| ValueError(e.to_string()))?;
                 Ok(NetworkMode::Network(other.to_owned()))
@@ -788,11 +793,12 @@ impl FromStr for NetworkMode {
 
 impl fmt::Display for NetworkMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NetworkMode::Host => "host",
-            NetworkMode::None => "none",
-            NetworkMode::Network(name) => name,
-        })
+        match self {
+            NetworkMode::Host => f.write_str("host"),
+            NetworkMode::None => f.write_str("none"),
+            NetworkMode::Network(name) => f.write_str(name),
+            NetworkMode::Container(name) => write!(f, "container:{name}"),
+        }
     }
 }
 serde_via_str!(NetworkMode);
@@ -1024,7 +1030,16 @@ mod tests {
             Ok(NetworkMode::Network("backend".into()))
         );
         assert!("a b".parse::<NetworkMode>().is_err());
-        assert!("container:db".parse::<NetworkMode>().is_err());
+        assert_eq!(
+            "container:db".parse::<NetworkMode>().unwrap(),
+            NetworkMode::Container("db".parse().unwrap())
+        );
+        assert_eq!(
+            "container:db".parse::<NetworkMode>().unwrap().to_string(),
+            "container:db"
+        );
+        assert!("container:".parse::<NetworkMode>().is_err());
+        assert!("container:bad/name".parse::<NetworkMode>().is_err());
         assert_eq!("unconfined".parse::<Seccomp>(), Ok(Seccomp::Unconfined));
         assert_eq!(
             "/etc/p.json".parse::<Seccomp>(),

@@ -120,7 +120,7 @@ static void *serve(void *arg) {
     return NULL;
 }
 
-static int server(int port, int cpu) {
+static _Noreturn void server(int port, int cpu) {
     if (cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
@@ -207,7 +207,7 @@ static void exchange(int fd, char *buf, int size) {
 int main(int argc, char **argv) {
     static char buf[CHUNK];
     if ((argc == 3 || argc == 4) && !strcmp(argv[1], "server"))
-        return server(atoi(argv[2]), argc == 4 ? atoi(argv[3]) : -1);
+        server(atoi(argv[2]), argc == 4 ? atoi(argv[3]) : -1);
     if (argc < 5) {
         fprintf(stderr, "usage: see the top of netbench.c\n");
         return 2;
@@ -318,7 +318,7 @@ for i in "${!hosts[@]}"; do client wait "${hosts[$i]}" "${ports[$i]}" 10; done
 
 # Three rounds, each over every path in turn, so that a slow spell of the machine falls on
 # all paths alike; each figure is the median of its three rounds.
-rounds=3
+rounds=5
 results=$work/results
 : >"$results"
 for round in $(seq "$rounds"); do

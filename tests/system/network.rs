@@ -583,7 +583,13 @@ fn ipv6_addresses_names_and_published_ports() {
     let c = Case::new("net-v6");
     let net = format!("{}-n", c.name);
     h.cleat(&[
-        "network", "create", "--subnet", "10.90.13.0/24", "--subnet", "fd00:c1ea:13::/64", &net,
+        "network",
+        "create",
+        "--subnet",
+        "10.90.13.0/24",
+        "--subnet",
+        "fd00:c1ea:13::/64",
+        &net,
     ])
     .ok();
     c.run(
@@ -605,7 +611,16 @@ fn ipv6_addresses_names_and_published_ports() {
     .ok();
     let client = c.another("net-v6-client");
     let out = h.cleat(&[
-        "run", "--rm", "--network", &net, "--name", &client, "--rootfs", c.rootfs(), "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--name",
+        &client,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
         &format!(
             "ip -6 addr show dev eth0; ip -6 route; grep -w {} /etc/hosts; {}",
             c.name,
@@ -671,9 +686,98 @@ s.sendto(b"over-udp", ("192.0.2.1", 18621))
 print(s.recv(512).decode())
 "#;
     let udp = h.exec(&["ip", "netns", "exec", &ns, "python3", "-c", query]);
-    h.sh(&format!("ip netns delete {ns}; ip link delete ext-h 2>/dev/null; true"));
+    h.sh(&format!(
+        "ip netns delete {ns}; ip link delete ext-h 2>/dev/null; true"
+    ));
     // httpd listens on IPv6 and shows an IPv4 client as ::ffff:192.0.2.2.
     assert!(tcp.stdout.contains("192.0.2.2"), "{tcp}");
     assert_eq!(udp.stdout.trim(), "192.0.2.2 over-udp", "{udp}");
+    h.cleat(&["rm", "-f", &c.name]).ok();
+}
+
+/// `--network container:NAME` shares a running container's network namespace: the same eth0
+/// and address, its services on 127.0.0.1, its /etc/hosts; a container that is not running
+/// (or does not exist) is a clear error, and ports cannot be published there.
+#[test]
+fn container_mode_shares_a_running_containers_network() {
+    let h = host();
+    let c = Case::new("net-share");
+    c.run(
+        &["-d"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo shared > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    let mode = format!("container:{}", c.name);
+    let guest = c.another("net-share-guest");
+    let inside = |script: &str| {
+        h.cleat(&[
+            "run",
+            "--rm",
+            "--network",
+            &mode,
+            "--name",
+            &guest,
+            "--rootfs",
+            c.rootfs(),
+            "sh",
+            "-c",
+            script,
+        ])
+    };
+    let theirs = h.cleat(&["inspect", &c.name]);
+    theirs.ok();
+    let v: serde_json::Value = serde_json::from_str(&theirs.stdout).expect("JSON");
+    let v = if v.is_array() { v[0].clone() } else { v };
+    let address = v["network"]["addresses"][0]
+        .as_str()
+        .expect("an address")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let out = inside(&format!(
+        "ip -4 addr show dev eth0; {}",
+        http_get("127.0.0.1", 80)
+    ));
+    out.ok();
+    assert!(out.stdout.contains(&format!("inet {address}/")), "{out}");
+    assert!(out.stdout.contains("shared"), "{out}");
+
+    inside("true");
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        "-p",
+        "18630:80",
+        "--name",
+        &guest,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .reads_clean()
+    .says("bridge network");
+    h.cleat(&["stop", "-t", "1", &c.name]).ok();
+    inside("true").fails().says("is not running");
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:no-such-container",
+        "--name",
+        &guest,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .says("no such container");
     h.cleat(&["rm", "-f", &c.name]).ok();
 }
