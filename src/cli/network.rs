@@ -48,6 +48,10 @@ pub struct CreateArgs {
     /// Give the network an IPv6 subnet too (a free /64 of fd89:c1ea::/48 unless --subnet says)
     #[arg(long)]
     ipv6: bool,
+    /// Keep the network's containers from reaching anything beyond it and the host (nothing is
+    /// forwarded to or from it; no default route, no published ports)
+    #[arg(long)]
+    internal: bool,
     /// Network driver (only "bridge")
     #[arg(short = 'd', long, default_value = BRIDGE_DRIVER, value_name = "DRIVER")]
     driver: String,
@@ -127,7 +131,7 @@ fn create(args: CreateArgs) -> CmdResult {
         name: args.name,
         subnets,
         ipv6,
-        internal: false,
+        internal: args.internal,
     };
     let network = NetworkStore::system().create(&request, &host_routes())?;
     println!("{}", network.id);
@@ -515,13 +519,12 @@ pub fn port(args: PortArgs) -> CmdResult {
                 .is_none_or(|(n, proto)| p.container_port == *n && p.protocol.to_string() == *proto)
         })
         .map(|p| {
-            format!(
-                "{}/{} -> {}:{}",
-                p.container_port,
-                p.protocol,
-                host_address(p),
-                p.host_port
-            )
+            // As Docker: the container port in front only when all ports are listed.
+            let host = format!("{}:{}", host_address(p), p.host_port);
+            match wanted {
+                Some(_) => host,
+                None => format!("{}/{} -> {host}", p.container_port, p.protocol),
+            }
         })
         .collect();
     lines.dedup();

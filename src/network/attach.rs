@@ -152,7 +152,27 @@ const TABLE_LOCK: &str = "/run/cleat/nftables.lock";
 struct Up {
     bridge: String,
     subnets: Vec<super::cidr::Subnet>,
+    #[serde(default)]
+    internal: bool,
     complete: bool,
+}
+
+impl Up {
+    fn add_script(&self) -> String {
+        let mut script = nft::add_network(&self.bridge, &self.subnets);
+        if self.internal {
+            script.push_str(&nft::add_internal(&self.bridge));
+        }
+        script
+    }
+
+    fn delete_script(&self) -> String {
+        let mut script = String::new();
+        if self.internal {
+            script.push_str(&nft::delete_internal(&self.bridge));
+        }
+        script + &nft::delete_network(&self.bridge, &self.subnets)
+    }
 }
 
 fn read_up(network: &str) -> Option<Up> {
@@ -240,6 +260,15 @@ pub fn prepare(
             format!("it has no {family} subnet for a static {family} address"),
         ),
     };
+    if network.internal && !request.ports.is_empty() {
+        return Err(AttachError::Io {
+            what: format!("network {}", network.name),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is internal: nothing reaches it from outside, ports cannot be published",
+            ),
+        });
+    }
     if request.ip.is_some() && !network.subnets.iter().any(|s| s.subnet.is_ipv4()) {
         return Err(no_subnet("IPv4"));
     }
@@ -269,7 +298,10 @@ pub fn prepare(
                 source,
             })?;
         addresses.push((addr, config.subnet.prefix()));
-        gateways.push(config.gateway);
+        // An internal network leads nowhere: no default route.
+        if !network.internal {
+            gateways.push(config.gateway);
+        }
     }
     let (veth, peer) = veth_names(container);
     let mut attachment = Attachment {
@@ -302,13 +334,13 @@ fn finish_prepare(
     attachment.published = publish::resolve(ports, attachment.container_addresses())?;
     let up = read_up(&network.name);
     let state = nft::table_state().map_err(io_step("reading cleat's nftables table"))?;
-    let is_up = up
-        .as_ref()
-        .is_some_and(|u| u.complete && u.bridge == network.bridge)
-        && state == nft::TableState::Current;
+    let is_up = up.as_ref().is_some_and(|u| {
+        u.complete && u.bridge == network.bridge && u.internal == network.internal
+    }) && state == nft::TableState::Current;
     let wanted = Up {
         bridge: network.bridge.clone(),
         subnets: attachment.subnets.clone(),
+        internal: network.internal,
         complete: false,
     };
     if !is_up {
@@ -361,7 +393,7 @@ fn add_to_table(
     use rustix::fs::FlockOperation;
     if state == nft::TableState::Current {
         let _shared = lock_file(Path::new(TABLE_LOCK), FlockOperation::LockShared)?;
-        match nft::apply(&nft::add_network(&network.bridge, &network.subnets)) {
+        match nft::apply(&network.add_script()) {
             // Deleted since it was asked about: make it anew, below.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             other => return other,
@@ -371,14 +403,18 @@ fn add_to_table(
     // Another start may have made it meanwhile.
     let state = nft::table_state()?;
     if state == nft::TableState::Current {
-        return nft::apply(&nft::add_network(&network.bridge, &network.subnets));
+        return nft::apply(&network.add_script());
     }
-    let mut networks = vec![(network.bridge.clone(), network.subnets.clone())];
+    let mut networks = vec![(
+        network.bridge.clone(),
+        network.subnets.clone(),
+        network.internal,
+    )];
     if let Ok(entries) = std::fs::read_dir(RUN_ROOT) {
         for entry in entries.filter_map(|e| e.ok()) {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(up) = read_up(&name).filter(|u| u.bridge != network.bridge) {
-                networks.push((up.bridge, up.subnets));
+                networks.push((up.bridge, up.subnets, up.internal));
             }
         }
     }
@@ -601,7 +637,7 @@ pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<b
     let Some(up) = read_up(network) else {
         return Ok(false);
     };
-    match nft::apply(&nft::delete_network(&up.bridge, &up.subnets)) {
+    match nft::apply(&up.delete_script()) {
         // Not there (a start that crashed before adding it, or the table is gone): fine.
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             return Err(io_step("removing the network from cleat's nftables table")(

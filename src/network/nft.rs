@@ -24,7 +24,7 @@ pub const TABLE: &str = "inet cleat";
 /// The table's comment, which says which definition it has: a table with another comment (or
 /// none: cleat's first tables had none) was made by another version of cleat and is rebuilt.
 /// Change it with every change to [`base_table`].
-pub const TABLE_VERSION: &str = "cleat table 2; managed by cleat, do not edit";
+pub const TABLE_VERSION: &str = "cleat table 3; managed by cleat, do not edit";
 
 /// The table with its sets, maps and rules, and no elements. Loaded with `create table`, so
 /// that of two starts racing to make it, one makes it whole and the other finds it.
@@ -43,12 +43,16 @@ pub const TABLE_VERSION: &str = "cleat table 2; managed by cleat, do not edit";
 ///   dropped (unless it was DNATed to a published port, which any client may reach). Where
 ///   br_netfilter shows bridged traffic to this hook too, it comes in and goes out by the
 ///   same bridge (`within`), and passes.
+/// - `internal`: the bridges of internal networks (`cleat network create --internal`), whose
+///   containers reach each other and the host, and nothing beyond: nothing is forwarded to or
+///   from them.
 pub fn base_table() -> String {
     format!(
         "create table {TABLE} {{ comment \"{TABLE_VERSION}\"; }}
 table {TABLE} {{
     set bridges {{ type ifname; }}
     set within {{ type ifname . ifname; }}
+    set internal {{ type ifname; }}
     set subnets4 {{ type ipv4_addr; flags interval; }}
     set subnets6 {{ type ipv6_addr; flags interval; }}
     map publish4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
@@ -72,6 +76,8 @@ table {TABLE} {{
     chain forward {{
         type filter hook forward priority filter; policy accept;
         iifname . oifname @within accept
+        iifname @internal drop
+        oifname @internal drop
         iifname @bridges oifname @bridges ct status != dnat drop
     }}
     chain postrouting {{
@@ -193,6 +199,16 @@ pub fn add_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
     out
 }
 
+/// The commands that mark a network's bridge internal (after [`add_network`]), and unmark it
+/// (before [`delete_network`]).
+pub fn add_internal(bridge: &str) -> String {
+    format!("add element {TABLE} internal {{ \"{bridge}\" }}\n")
+}
+
+pub fn delete_internal(bridge: &str) -> String {
+    format!("delete element {TABLE} internal {{ \"{bridge}\" }}\n")
+}
+
 /// The commands that remove a network from what masquerade applies to.
 pub fn delete_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
     let mut out = format!(
@@ -256,7 +272,7 @@ pub fn ensure_table() -> io::Result<()> {
 /// table or the new one whole.
 pub fn rebuild(
     exists: bool,
-    networks: &[(String, Vec<super::cidr::Subnet>)],
+    networks: &[(String, Vec<super::cidr::Subnet>, bool)],
     ports: &[Published],
 ) -> String {
     let mut script = String::new();
@@ -264,8 +280,11 @@ pub fn rebuild(
         script.push_str(&format!("delete table {TABLE}\n"));
     }
     script.push_str(&base_table());
-    for (bridge, subnets) in networks {
+    for (bridge, subnets, internal) in networks {
         script.push_str(&add_network(bridge, subnets));
+        if *internal {
+            script.push_str(&add_internal(bridge));
+        }
     }
     // Two records claiming one host port (one of them stale) must not keep the table from
     // being rebuilt: the later one wins.
@@ -555,11 +574,15 @@ mod tests {
                 port(None, 8080, "10.89.0.5", 80),
                 port(None, 8080, "10.89.0.6", 80),
             ];
-            apply(&rebuild(true, &[("cleat0".into(), subnets)], &ports)).unwrap();
+            apply(&rebuild(true, &[("cleat0".into(), subnets, true)], &ports)).unwrap();
             assert_eq!(table_state().unwrap(), TableState::Current);
             let listing = list();
             assert!(listing.contains("chain forward"), "{listing}");
             assert!(listing.contains("\"cleat0\""), "{listing}");
+            assert!(
+                listing.contains("set internal {\n\t\ttype ifname\n\t\telements = { \"cleat0\" }"),
+                "{listing}"
+            );
             assert!(!listing.contains("old0"), "{listing}");
             assert!(listing.contains("tcp . 8080 : 10.89.0.6 . 80"), "{listing}");
 

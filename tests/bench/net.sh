@@ -9,9 +9,10 @@
 #                        (output DNAT, no masquerade: the container answers the gateway)
 #   - CONTAINER:5201     the container's address, directly (routed to the bridge, no NAT)
 #   - 127.0.0.1:18701    for reference, the same server outside any container, on loopback
-# For each: one TCP stream each way (median of 3 runs), the round trip of a 64-byte
-# request/response (2000 over one connection: median and p99), and the cost of a new
-# connection (200 of them: connect plus one 64-byte exchange, median and p99).
+# For each, with client and server on one CPU: one TCP stream each way for 2 s, the round trip
+# of a 64-byte request/response (2000 over one connection: median and p99), and the cost of a
+# new connection (200 of them: connect plus one 64-byte exchange, median and p99); each figure
+# the median of 5 rounds over all paths. Then published / direct for each published path.
 #
 # Client and server are one small static C program, compiled here: the same code on every path,
 # a server that runs inside the busybox image (bind-mounted, nothing to install in it), and a
@@ -316,8 +317,8 @@ labels=("published port, 127.0.0.1:18700" "published port, $gateway:18700 (gatew
     "direct, $direct:5201 (container)" "no container, 127.0.0.1:18701 (reference)")
 for i in "${!hosts[@]}"; do client wait "${hosts[$i]}" "${ports[$i]}" 10; done
 
-# Three rounds, each over every path in turn, so that a slow spell of the machine falls on
-# all paths alike; each figure is the median of its three rounds.
+# Rounds, each over every path in turn, so that a slow spell of the machine falls on all
+# paths alike; each figure is the median of its rounds.
 rounds=5
 results=$work/results
 : >"$results"

@@ -781,3 +781,133 @@ fn container_mode_shares_a_running_containers_network() {
     .says("no such container");
     h.cleat(&["rm", "-f", &c.name]).ok();
 }
+
+/// An internal network: its containers reach each other (by name), but not beyond the host
+/// (no default route, nothing forwarded), and ports cannot be published there; a container on
+/// an ordinary network reaches the same place.
+#[test]
+fn an_internal_network_keeps_its_containers_in() {
+    let h = host();
+    let c = Case::new("net-int");
+    let net = format!("{}-n", c.name);
+    h.cleat(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.90.15.0/24",
+        &net,
+    ])
+    .ok();
+    let inspect = h.cleat(&["network", "inspect", &net]);
+    assert!(inspect.stdout.contains("\"Internal\": true"), "{inspect}");
+    c.run(
+        &["-d", "--network", &net],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo internal > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    )
+    .ok();
+    // A place beyond the host: a namespace of the test's behind a veth, with a listener.
+    let ns = format!("{}-ns", c.name);
+    h.sh(&format!(
+        "ip netns add {ns} && ip link add int-h type veth peer name int-x && \
+         ip link set int-x netns {ns} && ip addr add 198.51.100.1/24 dev int-h && \
+         ip link set int-h up && ip -n {ns} addr add 198.51.100.2/24 dev int-x && \
+         ip -n {ns} link set int-x up && ip -n {ns} route add default via 198.51.100.1 && \
+         mkdir -p /run/{ns} && echo beyond > /run/{ns}/index.html"
+    ))
+    .ok();
+    // The shell prints its PID (as the test host sees it) and becomes the server (`ip netns
+    // exec` execs httpd too): it is ended below by that PID.
+    let mut spawned = h.command(&[
+        "sh",
+        "-c",
+        &format!("echo $$; exec ip netns exec {ns} busybox httpd -f -p 80 -h /run/{ns}"),
+    ]);
+    let mut server = spawned
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server beyond the host");
+    let server_pid = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let out = server.stdout.take().expect("its output");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("its PID");
+        line.trim().to_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || h
+            .sh(&http_get("198.51.100.2", 80))
+            .stdout
+            .contains("beyond")),
+        "the server beyond the host did not answer"
+    );
+    let client = c.another("net-int-client");
+    let inside = h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--name",
+        &client,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &format!(
+            "ip route; {}; {} || echo UNREACHABLE",
+            http_get(&c.name, 80),
+            http_get("198.51.100.2", 80)
+        ),
+    ]);
+    let outside = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &client,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &http_get("198.51.100.2", 80),
+    ]);
+    h.sh(&format!("kill {server_pid}"));
+    let _ = server.wait();
+    h.sh(&format!(
+        "ip netns delete {ns}; ip link delete int-h 2>/dev/null; rm -rf /run/{ns}; true"
+    ));
+    inside.ok();
+    assert!(!inside.stdout.contains("default"), "{inside}");
+    assert!(inside.stdout.contains("internal"), "{inside}");
+    assert!(
+        inside.stdout.contains("UNREACHABLE") && !inside.stdout.contains("beyond"),
+        "{inside}"
+    );
+    assert!(
+        outside.stdout.contains("beyond"),
+        "the control failed: {outside}"
+    );
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "-p",
+        "18640:80",
+        "--name",
+        &client,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .says("internal");
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.cleat(&["network", "rm", &net]).ok();
+}
