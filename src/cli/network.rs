@@ -261,6 +261,10 @@ impl attach::Containers for Known<'_> {
         Some(self.0.state.dir(&owner.parse().ok()?).join("hosts"))
     }
 
+    fn warn(&self, message: &str) {
+        diag::warning(message);
+    }
+
     fn attachments(&self) -> Vec<attach::Attachment> {
         let names = self.0.state.list_all().unwrap_or_default();
         names

@@ -197,6 +197,8 @@ pub trait Containers {
     fn attachment(&self, owner: &str) -> Option<Attachment>;
     /// The /etc/hosts file of a container (cleat's file, bind-mounted into it), if it has one.
     fn hosts_file(&self, owner: &str) -> Option<PathBuf>;
+    /// Tells the administrator about something that may keep the network from working.
+    fn warn(&self, message: &str);
 }
 
 /// An exclusive lock on `path`, held until the file is dropped.
@@ -371,6 +373,18 @@ fn finish_prepare(
         .map_err(io_step("turning IP forwarding on"))?;
 
     if !is_up {
+        // Said once per bring-up: another table's forward chain that drops by default drops
+        // the containers' traffic beyond the host too.
+        if !network.internal {
+            for chain in nft::forward_droppers().unwrap_or_default() {
+                containers.warn(&format!(
+                    "network {}: the forward chain of table {chain} drops by default: unless it \
+                     accepts what comes from and goes to {}, containers cannot reach beyond this \
+                     host (cleat never changes another table)",
+                    network.name, network.bridge
+                ));
+            }
+        }
         add_to_table(&wanted, state, containers)
             .map_err(io_step("adding the network to cleat's nftables table"))?;
         let complete = Up {

@@ -300,6 +300,33 @@ pub fn rebuild(
     script
 }
 
+/// Base chains of other tables on the forward hook whose policy is `drop` (Docker's iptables
+/// rules, a firewall's, one of the administrator's), as `family table chain`: they drop what
+/// cleat's containers send beyond the host, and cleat never changes another table.
+pub fn forward_droppers() -> io::Result<Vec<String>> {
+    let output = Command::new("nft")
+        .args(["-j", "list", "chains"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("running nft: {e}")))?;
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let own = TABLE.split(' ').collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for item in listing["nftables"].as_array().into_iter().flatten() {
+        let chain = &item["chain"];
+        let (family, table, name) = (
+            chain["family"].as_str().unwrap_or_default(),
+            chain["table"].as_str().unwrap_or_default(),
+            chain["name"].as_str().unwrap_or_default(),
+        );
+        if chain["hook"] == "forward" && chain["policy"] == "drop" && [family, table] != own[..] {
+            out.push(format!("{family} {table} {name}"));
+        }
+    }
+    Ok(out)
+}
+
 /// What the kernel has of cleat's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableState {

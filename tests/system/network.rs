@@ -135,6 +135,49 @@ fn published_ports_answer_on_loopback_and_on_the_bridge_and_go_away() {
         let got = h.exec(&["sh", "-c", &http_get(addr, port)]);
         assert!(got.stdout.contains("published"), "{addr}:{port}: {got}");
     }
+    // From another container, through the host's address (hairpin), and a host process that
+    // holds a port keeps it: publishing it is refused.
+    let peer = c.another("net-publish-peer");
+    let got = h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &peer,
+        "--rootfs",
+        c.rootfs(),
+        "sh",
+        "-c",
+        &http_get("10.89.0.1", 18081),
+    ]);
+    assert!(got.stdout.contains("published"), "hairpin: {got}");
+    let mut holder = h
+        .command(&["python3", "-c", "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 18082)); s.listen(); print('bound', flush=True); time.sleep(30)"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("a host process holding a port");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let out = holder.stdout.take().expect("its output");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("bound");
+    }
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--name",
+        &peer,
+        "-p",
+        "18082:80",
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .says("18082/tcp is already in use on the host");
+    let _ = holder.kill();
+    let _ = holder.wait();
     // The same host port a second time: refused, and the first container is unaffected.
     let other = c.another("net-publish-dup");
     let out = h.cleat(&[
@@ -910,4 +953,27 @@ fn an_internal_network_keeps_its_containers_in() {
     .says("internal");
     h.cleat(&["rm", "-f", &c.name]).ok();
     h.cleat(&["network", "rm", &net]).ok();
+}
+
+/// Another table whose forward chain drops by default would drop the containers' traffic
+/// beyond the host: cleat does not touch it, and says so when it brings a network up. (The
+/// chain here accepts everything with a rule, so that other tests' traffic keeps flowing.)
+#[test]
+fn a_forward_chain_that_drops_by_default_is_reported() {
+    let h = host();
+    let c = Case::new("net-fwdrop");
+    let net = format!("{}-n", c.name);
+    h.sh("nft 'add table inet t_strict; add chain inet t_strict strict_forward { type filter hook forward priority 10; policy drop; }; add rule inet t_strict strict_forward accept'")
+        .ok();
+    h.cleat(&["network", "create", "--subnet", "10.90.17.0/24", &net])
+        .ok();
+    c.run(&["--network", &net], &["true"]).ok();
+    let journal = h.journal(&c.adhoc_unit());
+    h.sh("nft delete table inet t_strict").ok();
+    h.cleat(&["rm", "-f", &c.name]).ok();
+    h.cleat(&["network", "rm", &net]).ok();
+    assert!(
+        journal.contains("table inet t_strict strict_forward drops by default"),
+        "{journal}"
+    );
 }
