@@ -97,6 +97,10 @@ pub(super) fn check_network(spec: &Spec) -> anyhow::Result<()> {
             "published ports need a bridge network; this container's network is {mode}"
         ));
     }
+    if let NetworkMode::Network(name) = &mode {
+        // Docker's `network NAME not found`, before the container exists.
+        cleat::network::store::NetworkStore::system().require(name)?;
+    }
     let user_defined = matches!(&mode, NetworkMode::Network(n)
         if n != cleat::network::store::DEFAULT_NETWORK);
     let wants = [

@@ -977,3 +977,26 @@ fn a_forward_chain_that_drops_by_default_is_reported() {
         "{journal}"
     );
 }
+
+/// An unknown network is refused before the container exists (nothing to remove afterwards).
+#[test]
+fn an_unknown_network_is_refused_before_anything_exists() {
+    let h = host();
+    let c = Case::new("net-unknown");
+    h.cleat(&[
+        "run",
+        "-d",
+        "--network",
+        "no-such-network",
+        "--name",
+        &c.name,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .reads_clean()
+    .says("no-such-network");
+    assert!(!h.exists(&format!("/var/lib/cleat/containers/{}", c.name)));
+    h.cleat(&["inspect", &c.name]).fails();
+}
