@@ -416,6 +416,9 @@ fn table_comment() -> io::Result<Option<Option<String>>> {
             }
             return Err(e);
         }
+        if n == 0 {
+            return Err(io::Error::other("nfnetlink: no answer"));
+        }
         let mut rest = &buf[..n as usize];
         while rest.len() >= 16 {
             let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
