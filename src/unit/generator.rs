@@ -49,9 +49,15 @@ pub fn unit_level_digest(spec: &Spec) -> String {
         "restart-delay": spec.restart_delay,
         "start-timeout": spec.start_timeout,
         "stop-timeout": spec.stop_timeout,
-                "stop-signal": spec.stop_signal,
+        "stop-signal": spec.stop_signal,
         "notify-access-all": props::needs_notify_access_all(spec),
     });
+    // container:NAME adds a dependency on NAME's unit (a key only then: other definitions
+    // keep the digest they had).
+    let mut unit_level = unit_level;
+    if let Some(crate::spec::NetworkMode::Container(other)) = &spec.network {
+        unit_level["network-container"] = serde_json::Value::String(other.to_string());
+    }
     super::digest(&unit_level.to_string())
 }
 
