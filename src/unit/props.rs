@@ -370,15 +370,17 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
     if let Some(d) = &spec.description {
         props.push(Prop::Description(d.clone()));
     }
-    // A container that joins another's network namespace needs that one running first.
-    let mut depends_on: Vec<&Name> = spec.depends_on.iter().collect();
+    let deps: Vec<String> = spec.depends_on.iter().map(unit_of).collect();
+    let mut after = deps.clone();
+    // A container that joins another's network namespace starts after it when both start
+    // (at boot, say). Not Requires=: it joins a running one, it does not start it (a clear
+    // error at start if it is not running; depends-on starts it first).
     if let Some(crate::spec::NetworkMode::Container(other)) = &spec.network {
-        if !depends_on.contains(&other) {
-            depends_on.push(other);
+        let other = unit_of(other);
+        if !after.contains(&other) {
+            after.push(other);
         }
     }
-    let deps: Vec<String> = depends_on.into_iter().map(unit_of).collect();
-    let mut after = deps.clone();
     after.extend(spec.unit.after.iter().cloned());
     let mut requires = deps;
     requires.extend(spec.unit.requires.iter().cloned());
@@ -634,16 +636,16 @@ mod tests {
     }
 
     #[test]
-    fn a_network_shared_with_another_container_depends_on_it() {
+    fn a_network_shared_with_another_container_starts_after_it() {
         let mut s = spec();
         s.network = Some("container:db".parse().unwrap());
         let props = translate(&s, &unit_of);
         let db = unit_of(&"db".parse().unwrap());
-        assert!(props.contains(&Prop::Dependency(Dep::Requires, vec![db.clone()])));
-        assert!(props.contains(&Prop::Dependency(Dep::After, vec![db.clone()])));
-        // Named in depends-on too: once.
+        assert_eq!(props, [Prop::Dependency(Dep::After, vec![db.clone()])]);
+        // Named in depends-on too: required, and ordered once.
         s.depends_on = vec!["db".parse().unwrap()];
         let props = translate(&s, &unit_of);
+        assert!(props.contains(&Prop::Dependency(Dep::Requires, vec![db.clone()])));
         assert!(props.contains(&Prop::Dependency(Dep::After, vec![db])));
     }
 
