@@ -78,6 +78,7 @@ pub fn internal(cmd: InternalCommand) -> CmdResult {
             stopped(kind, &n)
         }
         InternalCommand::NetworkIdle { network } => {
+            cleat::network::store::check_name(&network)?;
             let registry = Registry::system();
             attach::take_down_if_idle(&network, &super::network::Known(&registry))
                 .with_context(|| format!("taking network {network} down"))?;
@@ -273,6 +274,8 @@ fn attach_network(
     });
     if recorded.is_err() {
         attach::forget(&dir);
+        // What the failed start brought up goes once nobody uses it.
+        super::network::take_down_later(registry, network);
     }
     recorded
 }

@@ -265,13 +265,22 @@ impl attach::Containers for Known<'_> {
         diag::warning(message);
     }
 
+    fn network_exists(&self, network: &str) -> bool {
+        NetworkStore::system()
+            .get(network)
+            .is_ok_and(|n| n.is_some())
+    }
+
     fn attachments(&self) -> Vec<attach::Attachment> {
         let names = self.0.state.list_all().unwrap_or_default();
         names
             .iter()
-            .map(|n| self.0.state.dir(n))
-            .filter(|dir| attach::is_marked(dir))
-            .filter_map(|dir| attach::load(&dir))
+            .filter_map(|n| Some((n, attach::load(&self.0.state.dir(n))?)))
+            .filter(|(n, a)| {
+                attach::is_marked(&self.0.state.dir(n))
+                    && attach::holds_lease(&a.network, n.as_str())
+            })
+            .map(|(_, a)| a)
             .collect()
     }
 }
@@ -379,12 +388,19 @@ fn remove(store: &NetworkStore, registry: &Registry, name: &str) -> anyhow::Resu
             defined.join(", ")
         ));
     }
-    // Up still if its last container left a moment ago.
-    if let Err(e) = attach::take_down_if_idle(name, &Known(registry)) {
-        return Err(anyhow!("network {name}: {e}"));
+    // Under the network's lock: a container joining at the same time either is on it (and it
+    // stays) or finds it gone. Up still if its last container left a moment ago: taken down.
+    let removed = attach::remove_network(name, &Known(registry), || {
+        store
+            .remove(name)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })
+    .map_err(|e| anyhow!("network {name}: {e}"))?;
+    if !removed {
+        return Err(anyhow!(
+            "network {name} is in use by a container that just joined it"
+        ));
     }
-    store.remove(name)?;
-    attach::forget_network(name);
     Ok(())
 }
 

@@ -183,6 +183,24 @@ pub async fn start_adhoc(
 ) -> Result<UnitState, StartFailure> {
     let spec = &with_image_defaults(record);
     let unit = unit_name(Kind::Adhoc, &spec.name);
+    // Its unit binds to the other's: say so clearly rather than as a failed dependency.
+    if let Some(cleat::spec::NetworkMode::Container(other)) = &spec.network {
+        let running = systemd
+            .state_if_loaded(&registry.unit_of(other))
+            .await?
+            .is_some_and(|s| s.active_state == "active" || s.active_state == "reloading");
+        if !running {
+            let why = if registry.find(other).ok().flatten().is_none() {
+                "no such container"
+            } else {
+                "it is not running"
+            };
+            return Err(StartFailure {
+                error: anyhow!("network container:{other}: {why}"),
+                status: None,
+            });
+        }
+    }
     let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
     let props = props::transient(spec, &record.id, &exe()?, &unit_of);
     let mut attempt = 0;

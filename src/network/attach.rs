@@ -199,6 +199,8 @@ pub trait Containers {
     fn hosts_file(&self, owner: &str) -> Option<PathBuf>;
     /// Tells the administrator about something that may keep the network from working.
     fn warn(&self, message: &str);
+    /// Whether the network is still defined (it may have been removed since it was read).
+    fn network_exists(&self, network: &str) -> bool;
 }
 
 /// An exclusive lock on `path`, held until the file is dropped.
@@ -278,6 +280,13 @@ pub fn prepare(
         return Err(no_subnet("IPv6"));
     }
     let _lock = lock_network(&network.name)?;
+    // Removed while this start waited for the lock: nothing to join.
+    if !containers.network_exists(&network.name) {
+        return Err(AttachError::Io {
+            what: format!("network {}", network.name),
+            source: io::Error::new(io::ErrorKind::NotFound, "it was removed"),
+        });
+    }
     let leases = leases(&network.name);
     let mut addresses = Vec::new();
     let mut gateways = Vec::new();
@@ -432,11 +441,14 @@ fn add_to_table(
             }
         }
     }
-    let ports: Vec<Published> = containers
-        .attachments()
-        .into_iter()
-        .flat_map(|a| a.published)
-        .collect();
+    // Containers of networks an older cleat brought up (without marks) are in the table too.
+    let attachments = containers.attachments();
+    for a in &attachments {
+        if !networks.iter().any(|(bridge, _, _)| *bridge == a.bridge) {
+            networks.push((a.bridge.clone(), a.subnets.clone(), false));
+        }
+    }
+    let ports: Vec<Published> = attachments.into_iter().flat_map(|a| a.published).collect();
     nft::apply(&nft::rebuild(
         state == nft::TableState::Outdated,
         &networks,
@@ -588,6 +600,14 @@ pub fn refresh_names(network: &str, containers: &dyn Containers) -> Result<(), A
     }
 }
 
+/// Whether `owner` holds an address on `network` (its record may outlive its lease: a power
+/// cut empties /run, not the container's state directory).
+pub fn holds_lease(network: &str, owner: &str) -> bool {
+    leases(network)
+        .list()
+        .is_ok_and(|l| l.iter().any(|(_, o)| o == owner))
+}
+
 /// Whether `network` is up with no container on it.
 pub fn is_idle(network: &str) -> bool {
     read_up(network).is_some() && leases(network).list().is_ok_and(|l| l.is_empty())
@@ -613,11 +633,6 @@ fn remove_table_if_unused() -> io::Result<()> {
     }
 }
 
-/// Forgets the runtime state of a network that was removed (taken down, no leases).
-pub fn forget_network(network: &str) {
-    let _ = std::fs::remove_dir_all(run_dir(network));
-}
-
 /// The networks that are up (or were being brought up), by name.
 pub fn up_networks() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(RUN_ROOT) else {
@@ -632,11 +647,17 @@ pub fn up_networks() -> Vec<String> {
     names
 }
 
+/// What a take-down under the network's lock found.
+enum TakeDown {
+    /// A container is on the network.
+    InUse,
+    /// Nobody is; `true` if the network was up and is now down.
+    Done(bool),
+}
+
 /// Takes `network` down if no container is on it (leases of containers that are gone are
-/// reclaimed first): its place in cleat's table, its bridge, and, when no container is left
-/// on any network, IP forwarding as cleat found it. Returns whether it did.
-pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<bool, AttachError> {
-    let lock = lock_network(network)?;
+/// reclaimed first): its place in cleat's table and its bridge. The caller holds its lock.
+fn take_down_locked(network: &str, containers: &dyn Containers) -> Result<TakeDown, AttachError> {
     let leases = leases(network);
     let lease_error = |source| AttachError::Lease {
         network: network.to_owned(),
@@ -646,11 +667,20 @@ pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<b
         .reclaim(|owner| containers.is_alive(owner))
         .map_err(lease_error)?;
     if !leases.list().map_err(lease_error)?.is_empty() {
-        return Ok(false);
+        return Ok(TakeDown::InUse);
     }
     let Some(up) = read_up(network) else {
-        return Ok(false);
+        return Ok(TakeDown::Done(false));
     };
+    // No longer whole from here: a failure halfway leaves a network that the next container
+    // brings up again rather than trusts.
+    if up.complete {
+        let partial = Up {
+            complete: false,
+            ..up.clone()
+        };
+        write_up(network, &partial).map_err(io_step("marking the network down"))?;
+    }
     match nft::apply(&up.delete_script()) {
         // Not there (a start that crashed before adding it, or the table is gone): fine.
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -666,11 +696,55 @@ pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<b
         Ok::<(), AttachError>(())
     })?;
     let _ = std::fs::remove_file(run_dir(network).join(UP));
-    drop(lock);
+    Ok(TakeDown::Done(true))
+}
+
+/// After a network went down: cleat's table when no network is left up, and IP forwarding as
+/// cleat found it when no container is left on any network.
+fn after_take_down() -> Result<(), AttachError> {
     remove_table_if_unused().map_err(io_step("removing cleat's nftables table"))?;
     Forwarding::system()
         .restore_unless(any_network_in_use)
-        .map_err(io_step("restoring IP forwarding"))?;
+        .map(drop)
+        .map_err(io_step("restoring IP forwarding"))
+}
+
+/// Takes `network` down if no container is on it (see [`take_down_locked`]), and then what
+/// no network needs any more. Returns whether it took it down.
+pub fn take_down_if_idle(network: &str, containers: &dyn Containers) -> Result<bool, AttachError> {
+    let lock = lock_network(network)?;
+    let outcome = take_down_locked(network, containers)?;
+    drop(lock);
+    match outcome {
+        TakeDown::Done(true) => after_take_down().map(|()| true),
+        _ => Ok(false),
+    }
+}
+
+/// Removes `network` if no container is on it, under its lock (a container joining at the
+/// same time either joined first, and the network stays, or finds it gone): takes it down,
+/// runs `remove` (the definition's removal), forgets its runtime state. Returns `false`, and
+/// removes nothing, if a container is on it.
+pub fn remove_network(
+    network: &str,
+    containers: &dyn Containers,
+    remove: impl FnOnce() -> io::Result<()>,
+) -> Result<bool, AttachError> {
+    let lock = lock_network(network)?;
+    let outcome = take_down_locked(network, containers)?;
+    if matches!(outcome, TakeDown::InUse) {
+        return Ok(false);
+    }
+    remove().map_err(io_step(format!("removing network {network}")))?;
+    // The lock files stay (a process waiting on them must lock what the next one locks).
+    let dir = run_dir(network);
+    for file in [UP, "idle-timer"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    drop(lock);
+    if matches!(outcome, TakeDown::Done(true)) {
+        after_take_down()?;
+    }
     Ok(true)
 }
 

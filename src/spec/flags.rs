@@ -260,7 +260,7 @@ impl ContainerFlags {
         spec.pull = parse("--pull", &self.pull)?;
         spec.network = parse("--network", &self.network)?;
         for alias in &self.network_alias {
-            super::value::check_hostname(alias).map_err(flag_err("--network-alias"))?;
+            super::value::check_alias(alias).map_err(flag_err("--network-alias"))?;
         }
         spec.network_aliases = self.network_alias.clone();
         spec.ip = parse_address("--ip", &self.ip)?;

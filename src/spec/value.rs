@@ -88,6 +88,19 @@ serde_via_str!(Name);
 /// The longest host name Linux accepts (`HOST_NAME_MAX`).
 const HOSTNAME_MAX: usize = 64;
 
+/// A network alias (`--network-alias`): a host name, and not one every container resolves
+/// itself (other containers' /etc/hosts list it).
+pub fn check_alias(name: &str) -> Result<(), ValueError> {
+    check_hostname(name).map_err(|e| ValueError(e.0.replace("hostname", "alias")))?;
+    let lower = name.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") || lower.starts_with("localhost.") {
+        return err(format!(
+            "invalid alias {name:?}: localhost is every container's own"
+        ));
+    }
+    Ok(())
+}
+
 /// An RFC 1123 host name: dot-separated labels of letters, digits and inner `-`.
 pub fn check_hostname(name: &str) -> Result<(), ValueError> {
     let bad = |why: &str| err(format!("invalid hostname {name:?}: {why}"));
@@ -1046,6 +1059,26 @@ mod tests {
             Ok(Seccomp::Profile("/etc/p.json".into()))
         );
         assert!("p.json".parse::<Seccomp>().is_err());
+    }
+
+    #[test]
+    fn aliases() {
+        assert!(check_alias("db").is_ok());
+        assert!(check_alias("db.internal").is_ok());
+        for bad in [
+            "localhost",
+            "LocalHost",
+            "x.localhost",
+            "localhost.localdomain",
+        ] {
+            let e = check_alias(bad).unwrap_err().0;
+            assert!(
+                e.contains("localhost is every container's own"),
+                "{bad}: {e}"
+            );
+        }
+        let e = check_alias("two words").unwrap_err().0;
+        assert!(e.starts_with("invalid alias"), "{e}");
     }
 
     #[test]

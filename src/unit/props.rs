@@ -372,13 +372,16 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
     }
     let deps: Vec<String> = spec.depends_on.iter().map(unit_of).collect();
     let mut after = deps.clone();
-    // A container that joins another's network namespace starts after it when both start
-    // (at boot, say). Not Requires=: it joins a running one, it does not start it (a clear
-    // error at start if it is not running; depends-on starts it first).
+    // A container that joins another's network namespace starts after it and stops with it
+    // (BindsTo=): once that one's address is given back, nothing may keep using it.
+    let mut binds_to = spec.unit.binds_to.clone();
     if let Some(crate::spec::NetworkMode::Container(other)) = &spec.network {
         let other = unit_of(other);
         if !after.contains(&other) {
-            after.push(other);
+            after.push(other.clone());
+        }
+        if !binds_to.contains(&other) {
+            binds_to.push(other);
         }
     }
     after.extend(spec.unit.after.iter().cloned());
@@ -388,7 +391,7 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
         (Dep::Requires, requires),
         (Dep::After, after),
         (Dep::Wants, spec.unit.wants.clone()),
-        (Dep::BindsTo, spec.unit.binds_to.clone()),
+        (Dep::BindsTo, binds_to),
         (Dep::PartOf, spec.unit.part_of.clone()),
         (Dep::Before, spec.unit.before.clone()),
         (Dep::Conflicts, spec.unit.conflicts.clone()),
@@ -636,12 +639,18 @@ mod tests {
     }
 
     #[test]
-    fn a_network_shared_with_another_container_starts_after_it() {
+    fn a_network_shared_with_another_container_binds_to_it() {
         let mut s = spec();
         s.network = Some("container:db".parse().unwrap());
         let props = translate(&s, &unit_of);
         let db = unit_of(&"db".parse().unwrap());
-        assert_eq!(props, [Prop::Dependency(Dep::After, vec![db.clone()])]);
+        assert_eq!(
+            props,
+            [
+                Prop::Dependency(Dep::After, vec![db.clone()]),
+                Prop::Dependency(Dep::BindsTo, vec![db.clone()])
+            ]
+        );
         // Named in depends-on too: required, and ordered once.
         s.depends_on = vec!["db".parse().unwrap()];
         let props = translate(&s, &unit_of);

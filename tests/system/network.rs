@@ -453,7 +453,9 @@ fn a_network_goes_down_once_idle() {
     assert!(bridge_exists());
     h.cleat(&["network", "rm", &net]).ok();
     assert!(!bridge_exists() && !in_table(), "rm left the network up");
-    assert!(!h.exists(&format!("/run/cleat/networks/{net}")));
+    // Its lock files stay (until a reboot empties /run): a start waiting on them must lock
+    // what the next one locks.
+    assert!(!h.exists(&format!("/run/cleat/networks/{net}/up")));
 }
 
 /// 100 start/stop cycles (default network and a network of their own, TCP and UDP ports, two
@@ -807,7 +809,35 @@ fn container_mode_shares_a_running_containers_network() {
     .fails()
     .reads_clean()
     .says("bridge network");
+    // A guest that runs stops with the container whose network it shares: nothing keeps
+    // using an address that was given back.
+    let lodger = c.another("net-share-lodger");
+    h.cleat(&[
+        "run",
+        "-d",
+        "--network",
+        &mode,
+        "--name",
+        &lodger,
+        "--rootfs",
+        c.rootfs(),
+        "sleep",
+        "60",
+    ])
+    .ok();
     h.cleat(&["stop", "-t", "1", &c.name]).ok();
+    let lodger_state = || {
+        h.systemctl(&["is-active", &crate::host::adhoc_unit(&lodger)])
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || lodger_state() != "active"),
+        "{}",
+        lodger_state()
+    );
+    h.cleat(&["rm", "-f", &lodger]).ok();
     inside("true").fails().says("is not running");
     h.cleat(&[
         "run",

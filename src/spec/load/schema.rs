@@ -114,7 +114,7 @@ const TOP_LEVEL: &[Field] = &[
         r.parse_list(
             n,
             "an array of names (\"db\")",
-            |s| crate::spec::value::check_hostname(s).map(|()| s.to_owned()),
+            |s| crate::spec::value::check_alias(s).map(|()| s.to_owned()),
             &mut d.spec.network_aliases,
         )
     }),
