@@ -101,6 +101,20 @@ pub(super) fn check_network(spec: &Spec) -> anyhow::Result<()> {
         // Docker's `network NAME not found`, before the container exists.
         cleat::network::store::NetworkStore::system().require(name)?;
     }
+    if let NetworkMode::Container(other) = &mode {
+        // Its names and resolver are the other container's (as Docker, which refuses these).
+        let own = [
+            (!spec.dns.is_empty(), "--dns"),
+            (!spec.dns_search.is_empty(), "--dns-search"),
+            (!spec.dns_options.is_empty(), "--dns-option"),
+            (!spec.add_hosts.is_empty(), "--add-host"),
+        ];
+        if let Some((_, what)) = own.iter().find(|(set, _)| *set) {
+            return Err(anyhow!(
+                "{what} cannot be used with network container:{other}: the container uses {other}'s /etc/hosts and resolver"
+            ));
+        }
+    }
     let user_defined = matches!(&mode, NetworkMode::Network(n)
         if n != cleat::network::store::DEFAULT_NETWORK);
     let wants = [

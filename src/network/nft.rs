@@ -228,6 +228,8 @@ pub fn delete_network(bridge: &str, subnets: &[super::cidr::Subnet]) -> String {
 /// Runs `script` as one nftables transaction (`nft -f -`): all of it or nothing.
 pub fn apply(script: &str) -> io::Result<()> {
     let mut child = Command::new("nft")
+        // Its messages are read (File exists, No such file or directory): never translated.
+        .env("LC_ALL", "C")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

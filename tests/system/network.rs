@@ -825,6 +825,23 @@ fn container_mode_shares_a_running_containers_network() {
         "60",
     ])
     .ok();
+    // Its names and resolver are the other's: its own are refused, as Docker's.
+    h.cleat(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        "--dns",
+        "192.0.2.53",
+        "--name",
+        &guest,
+        "--rootfs",
+        c.rootfs(),
+        "true",
+    ])
+    .fails()
+    .reads_clean()
+    .says("--dns cannot be used with network container:");
     h.cleat(&["stop", "-t", "1", &c.name]).ok();
     let lodger_state = || {
         h.systemctl(&["is-active", &crate::host::adhoc_unit(&lodger)])
