@@ -405,6 +405,11 @@ fn finish_prepare(
     Ok(())
 }
 
+/// The lock of cleat's table (see [`TABLE_LOCK`]).
+fn table_lock(operation: rustix::fs::FlockOperation) -> io::Result<std::fs::File> {
+    lock_file(Path::new(TABLE_LOCK), operation)
+}
+
 /// Puts a network into cleat's table; when the table is missing (a reboot, `nft flush
 /// ruleset`) or was made by another version of cleat, makes it anew with every network that is
 /// up and every container's published ports in it.
@@ -523,6 +528,20 @@ pub fn detach(attachment: &Attachment, container: &str) -> Result<(), AttachErro
     let mut keep = |r: Result<(), AttachError>| {
         if let Err(e) = r {
             first_error.get_or_insert(e);
+        }
+    };
+    // Until the lease is given back: shared with other changes, exclusive of a table rebuild,
+    // which would put back the ports of a container that still held its lease when it read
+    // the records.
+    let _table = if attachment.published.is_empty() {
+        None
+    } else {
+        match table_lock(rustix::fs::FlockOperation::LockShared) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                keep(Err(io_step("locking cleat's nftables table")(e)));
+                None
+            }
         }
     };
     keep(nft::delete_own_ports(&attachment.published).map_err(io_step("unpublishing the ports")));
@@ -681,7 +700,9 @@ fn take_down_locked(network: &str, containers: &dyn Containers) -> Result<TakeDo
         };
         write_up(network, &partial).map_err(io_step("marking the network down"))?;
     }
-    match nft::apply(&up.delete_script()) {
+    let deleted = table_lock(rustix::fs::FlockOperation::LockShared)
+        .and_then(|_lock| nft::apply(&up.delete_script()));
+    match deleted {
         // Not there (a start that crashed before adding it, or the table is gone): fine.
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             return Err(io_step("removing the network from cleat's nftables table")(
