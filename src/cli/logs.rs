@@ -27,6 +27,9 @@ pub struct LogsArgs {
     /// relative time (42m, 1h30m)
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
+    /// Show output before a time, in the same forms as --since (42m: until 42 minutes ago)
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
     /// Show timestamps
     #[arg(short = 't', long)]
     timestamps: bool,
@@ -36,6 +39,12 @@ pub struct LogsArgs {
 
 /// Docker's `--since` forms, as seconds since the epoch.
 pub fn since_secs(since: &str, now_secs: u64) -> Result<u64, String> {
+    time_secs("--since", since, now_secs)
+}
+
+/// Docker's `--since`/`--until` forms (RFC 3339, a Unix timestamp, or a duration meaning that
+/// long ago), as seconds since the epoch; `flag` names the option in messages.
+fn time_secs(flag: &str, since: &str, now_secs: u64) -> Result<u64, String> {
     let s = since.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(secs);
@@ -46,7 +55,7 @@ pub fn since_secs(since: &str, now_secs: u64) -> Result<u64, String> {
     match s.parse::<Timeout>() {
         Ok(Timeout::Finite(d)) => Ok(now_secs.saturating_sub(d.as_secs())),
         _ => Err(format!(
-            "invalid --since {since:?}: use RFC 3339 (2026-11-23T10:00:00Z), a Unix timestamp, or a duration such as 42m"
+            "invalid {flag} {since:?}: use RFC 3339 (2026-11-23T10:00:00Z), a Unix timestamp, or a duration such as 42m"
         )),
     }
 }
@@ -123,6 +132,11 @@ pub fn logs(args: LogsArgs) -> CmdResult {
         let secs = since_secs(arg, now).map_err(|e| Failure::from(anyhow!(e)))?;
         cmd.arg(format!("--since=@{secs}"));
     }
+    if let Some(arg) = &args.until {
+        let now = cleat::time::now_usec() / 1_000_000;
+        let secs = time_secs("--until", arg, now).map_err(|e| Failure::from(anyhow!(e)))?;
+        cmd.arg(format!("--until=@{secs}"));
+    }
     cmd.args(matches(&unit, None));
     // An ad-hoc name can be reused: show only this container's output, not that of an
     // earlier one of the same name.
@@ -157,5 +171,8 @@ mod tests {
         assert_eq!(since_secs("42m", 10_000).unwrap(), 7480);
         assert_eq!(since_secs("1h30m", 10_000).unwrap(), 4600);
         assert!(since_secs("yesterday-ish", 0).is_err());
+        let e = time_secs("--until", "soon", 0).unwrap_err();
+        assert!(e.starts_with("invalid --until \"soon\""), "{e}");
+        assert_eq!(time_secs("--until", "10m", 10_000).unwrap(), 9400);
     }
 }

@@ -208,6 +208,25 @@ fn logs_come_from_the_journal() {
     let out = h.cleat(&["logs", "--since", "1h", &c.name]);
     out.ok();
     assert!(out.stdout.contains("line-one"), "logs --since 1h:\n{out}");
+    // Until an hour ago: nothing (the container ran just now); until a minute from now: all.
+    let out = h.cleat(&["logs", "--until", "1h", &c.name]);
+    out.ok();
+    assert!(!out.stdout.contains("line-one"), "logs --until 1h:\n{out}");
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+        + 60)
+        .to_string();
+    let out = h.cleat(&["logs", "--until", &later, &c.name]);
+    out.ok();
+    assert!(
+        out.stdout.contains("last-line"),
+        "logs --until {later}:\n{out}"
+    );
+    h.cleat(&["logs", "--until", "soon", &c.name])
+        .fails()
+        .says("invalid --until");
 }
 
 #[test]
