@@ -11,6 +11,7 @@ mod logs;
 mod network;
 mod prepare;
 mod ps;
+mod terminal;
 mod run;
 mod volume;
 

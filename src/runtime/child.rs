@@ -132,38 +132,7 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
             .map_err(|e| format!("preparing the init: {e}"))?;
     }
-    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which only the setup has:
-    // install it now (Docker's profile allows the rest of the setup's system calls).
-    if !security.no_new_privileges {
-        if let Some(filter) = &security.seccomp {
-            super::seccomp::install(filter)
-                .map_err(|e| format!("installing the seccomp filter: {e}"))?;
-        }
-    }
-    // The bounding set first: cutting it needs CAP_SETPCAP, which a user change may drop.
-    super::caps::drop_bounding(&security.capabilities)?;
-    let groups: Vec<rustix::process::Gid> = p
-        .ids
-        .groups
-        .iter()
-        .map(|g| rustix::process::Gid::from_raw(*g))
-        .collect();
-    // There is only one thread (clone_process checked), so per-thread credential calls set the
-    // credentials of the whole process.
-    rustix::thread::set_thread_groups(&groups)
-        .map_err(|e| format!("setting supplementary groups: {e}"))?;
-    rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(p.ids.gid))
-        .map_err(|e| format!("setting group id {}: {e}", p.ids.gid))?;
-    rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(p.ids.uid))
-        .map_err(|e| format!("setting user id {}: {e}", p.ids.uid))?;
-    super::caps::set_process(&security.capabilities, p.ids.uid == 0)?;
-    if security.no_new_privileges {
-        sys::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
-        if let Some(filter) = &security.seccomp {
-            super::seccomp::install(filter)
-                .map_err(|e| format!("installing the seccomp filter: {e}"))?;
-        }
-    }
+    restrict(security, &p.ids)?;
     sys::cloexec_from(3).map_err(|e| format!("closing inherited descriptors: {e}"))?;
     if l.init {
         // The init takes every signal through sigwaitinfo: blocked from now on, in both the
@@ -189,6 +158,48 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
     let program = find_program(&p.argv[0], path).map_err(|(code, msg)| Failed::Exec(code, msg))?;
     let program = cstring(&program, "the command")?;
     Ok(Prepared { program, argv, env })
+}
+
+/// Takes on the payload's identity and restrictions: its system call filter, bounding set,
+/// groups, user and capabilities, and no_new_privs when asked for, in the one order that works
+/// (what needs a privilege is done while it is still held). The calling process must be
+/// single-threaded. Shared by the container's first process and `cleat exec`.
+pub(super) fn restrict(
+    security: &super::launch::Security,
+    ids: &super::user::Ids,
+) -> Result<(), String> {
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which only the setup has:
+    // install it now (Docker's profile allows the rest of the setup's system calls).
+    if !security.no_new_privileges {
+        if let Some(filter) = &security.seccomp {
+            super::seccomp::install(filter)
+                .map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        }
+    }
+    // The bounding set first: cutting it needs CAP_SETPCAP, which a user change may drop.
+    super::caps::drop_bounding(&security.capabilities)?;
+    let groups: Vec<rustix::process::Gid> = ids
+        .groups
+        .iter()
+        .map(|g| rustix::process::Gid::from_raw(*g))
+        .collect();
+    // There is only one thread (the caller's promise), so per-thread credential calls set the
+    // credentials of the whole process.
+    rustix::thread::set_thread_groups(&groups)
+        .map_err(|e| format!("setting supplementary groups: {e}"))?;
+    rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(ids.gid))
+        .map_err(|e| format!("setting group id {}: {e}", ids.gid))?;
+    rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(ids.uid))
+        .map_err(|e| format!("setting user id {}: {e}", ids.uid))?;
+    super::caps::set_process(&security.capabilities, ids.uid == 0)?;
+    if security.no_new_privileges {
+        sys::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
+        if let Some(filter) = &security.seccomp {
+            super::seccomp::install(filter)
+                .map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Docker's lookup: a name with a '/' is used as is, any other is searched in `PATH` (the

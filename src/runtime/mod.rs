@@ -10,6 +10,7 @@ pub mod launch;
 pub mod limits;
 pub mod notify;
 pub mod process;
+pub mod pty;
 pub mod seccomp;
 mod sync;
 pub mod user;
