@@ -20,6 +20,9 @@ use crate::spec::{Name, Spec};
 
 pub const SYSTEM_STATE_DIR: &str = "/var/lib/cleat/containers";
 
+/// In a container's state directory: the socket of its terminal (`tty`), for `cleat attach`.
+pub const CONSOLE_SOCKET: &str = "console.sock";
+
 const DEFINITION: &str = "definition.json";
 const EXIT: &str = "state.json";
 const IMAGE: &str = "image.json";

@@ -7,6 +7,7 @@
 //! plans the root file system and the process, and launches the container. It stays
 //! single-threaded until the clone: any D-Bus work runs on a runtime that is gone by then.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -109,8 +110,45 @@ fn load(registry: &Registry, kind: Kind, name: &cleat::spec::Name) -> anyhow::Re
     Ok(container)
 }
 
+/// A foreground run's output (`cleat run` without -d or -t): the caller's stdout and stderr,
+/// which systemd gave this process, and journal streams that took their place, so that what
+/// cleat says, and a copy of the container's output, go to the journal as for any run.
+struct CallerOutput {
+    to_caller: [std::os::fd::OwnedFd; 2],
+    to_journal: [std::os::fd::OwnedFd; 2],
+}
+
+fn take_over_output(name: &cleat::spec::Name) -> anyhow::Result<Option<CallerOutput>> {
+    if std::env::var_os(cleat::runtime::console::RELAY_ENV).is_none() {
+        return Ok(None);
+    }
+    let stream = || {
+        cleat::runtime::console::journal_stream(name.as_str(), 6)
+            .context("connecting to the journal")
+    };
+    let to_journal = [stream()?, stream()?];
+    let to_caller = [
+        rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?,
+        rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3)?,
+    ];
+    // SAFETY: dup2 onto this process's own stdout and stderr; Rust's handles to them only
+    // write through the descriptor numbers, which stay valid.
+    unsafe {
+        for (fd, target) in to_journal.iter().zip([1, 2]) {
+            if libc::dup2(std::os::fd::AsRawFd::as_raw_fd(fd), target) == -1 {
+                return Err(std::io::Error::last_os_error()).context("redirecting cleat's output");
+            }
+        }
+    }
+    Ok(Some(CallerOutput {
+        to_caller,
+        to_journal,
+    }))
+}
+
 fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let name = name(arg).map_err(|f| f.error)?;
+    let caller_output = take_over_output(&name)?;
     let registry = Registry::system();
     let container = load(&registry, kind, &name)?;
     let spec = &container.spec;
@@ -154,6 +192,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         &registry,
         &name,
         spec,
+        caller_output.as_ref(),
         StartParts {
             process,
             security,
@@ -284,6 +323,7 @@ fn start_attached(
     registry: &Registry,
     name: &cleat::spec::Name,
     spec: &Spec,
+    caller_output: Option<&CallerOutput>,
     parts: StartParts<'_>,
 ) -> Result<ExitCode, anyhow::Error> {
     let StartParts {
@@ -352,6 +392,15 @@ fn start_attached(
         process.env.sort();
     }
     let rootfs = RootfsPlan::new(root, overlay, &options);
+    let tty = spec.tty.unwrap_or(false);
+    let listener = if tty {
+        Some(console_listener(&registry.state.dir(name))?)
+    } else {
+        None
+    };
+    // `cleat run -it` connects before the unit starts: its socket is the unit's stdin.
+    let stdin = std::io::stdin();
+    let first_client = (tty && is_socket(stdin.as_fd())).then(|| stdin.as_fd());
     let connect =
         attachment.map(|a| move |pid: i32| attach::connect(a, pid).map_err(|e| e.to_string()));
     let l = Launch {
@@ -360,11 +409,21 @@ fn start_attached(
         namespaces: launch::namespaces(!host_network && joined.is_none()),
         notify: notify_mode,
         security: &security,
-        init: spec.init.unwrap_or(false),
+        // With a terminal, or a caller to pass output to, the init does it.
+        init: spec.init.unwrap_or(false) || tty || caller_output.is_some(),
         connect_network: connect
             .as_ref()
             .map(|c| c as &dyn Fn(i32) -> Result<(), String>),
         join_network: joined.map(|(netns, _)| std::os::fd::AsFd::as_fd(netns)),
+        terminal: listener.as_ref().map(|l| launch::Terminal {
+            listener: l.as_fd(),
+            first_client,
+            interactive: spec.interactive.unwrap_or(false),
+        }),
+        streams: caller_output.filter(|_| !tty).map(|c| launch::Streams {
+            to_caller: [c.to_caller[0].as_fd(), c.to_caller[1].as_fd()],
+            to_journal: [c.to_journal[0].as_fd(), c.to_journal[1].as_fd()],
+        }),
     };
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
@@ -394,6 +453,25 @@ fn start_attached(
             Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
         }
     }
+}
+
+/// The socket `cleat attach` connects to (the container's init listens on it), made afresh
+/// in the container's state directory, which only root can enter.
+fn console_listener(dir: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    let path = dir.join(cleat::state::CONSOLE_SOCKET);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow!("removing the old {}: {e}", path.display())),
+    }
+    std::os::unix::net::UnixListener::bind(&path)
+        .with_context(|| format!("making the terminal's socket {}", path.display()))
+}
+
+fn is_socket(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+    })
 }
 
 /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into its state

@@ -1,6 +1,6 @@
 //! Reading a container's output back from the journal with `journalctl`, the canonical
-//! reader: an excerpt of one run (for error messages), and following one run to its end (for
-//! `cleat run` in the foreground) without losing its last lines.
+//! reader: an excerpt of one run (for error messages), and `cleat logs`, which follows a
+//! container until it stops without losing its last lines.
 
 use std::process::Stdio;
 
@@ -48,97 +48,156 @@ async fn sync() -> std::io::Result<()> {
         .map(|_| ())
 }
 
-fn message_of(entry: &serde_json::Value) -> Option<String> {
+fn message_of(entry: &serde_json::Value) -> Option<Vec<u8>> {
     match entry.get("MESSAGE")? {
-        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::String(s) => Some(s.clone().into_bytes()),
         // Non-UTF-8 messages come as arrays of bytes.
-        serde_json::Value::Array(bytes) => {
-            let raw: Vec<u8> = bytes
+        serde_json::Value::Array(bytes) => Some(
+            bytes
                 .iter()
                 .filter_map(|b| b.as_u64())
                 .map(|b| b as u8)
-                .collect();
-            Some(String::from_utf8_lossy(&raw).into_owned())
-        }
+                .collect(),
+        ),
         _ => None,
     }
 }
 
-/// Prints journal entries from a `journalctl -o json` stream; returns the last cursor seen.
+/// `2026-11-23T04:05:06.123456Z`: Docker's `--timestamps` form (to the microsecond, the
+/// journal's resolution).
+fn timestamp(usec: u64) -> String {
+    let whole = cleat::time::rfc3339(usec);
+    format!("{}.{:06}Z", whole.trim_end_matches('Z'), usec % 1_000_000)
+}
+
+/// Prints the messages of a `journalctl -o json` stream (with their time if `timestamps`);
+/// returns the last cursor seen.
 async fn print_entries(
     stdout: tokio::process::ChildStdout,
     mut cursor: Option<String>,
+    timestamps: bool,
 ) -> Option<String> {
+    use std::io::Write;
     let mut lines = BufReader::new(stdout).lines();
+    // Buffered: a locked stdout would flush at every newline.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     while let Ok(Some(line)) = lines.next_line().await {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
         if let Some(msg) = message_of(&entry) {
-            println!("{msg}");
+            let mut text = Vec::with_capacity(msg.len() + 32);
+            if timestamps {
+                let usec = entry
+                    .get("__REALTIME_TIMESTAMP")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                text.extend_from_slice(timestamp(usec).as_bytes());
+                text.push(b' ');
+            }
+            text.extend_from_slice(&msg);
+            text.push(b'\n');
+            if out.write_all(&text).is_err() {
+                break;
+            }
+            // Flushed whenever journalctl has nothing more for now, so a follower sees lines
+            // as they come without a write per line for a long log.
+            if lines.get_ref().buffer().is_empty() && out.flush().is_err() {
+                break;
+            }
         }
         if let Some(c) = entry.get("__CURSOR").and_then(|c| c.as_str()) {
             cursor = Some(c.to_owned());
         }
     }
+    let _ = out.flush();
     cursor
 }
 
-/// A running `journalctl -f` for one invocation, printing its messages.
-pub struct Follower {
-    child: tokio::process::Child,
-    printer: tokio::task::JoinHandle<Option<String>>,
-    unit: String,
-    invocation: Option<String>,
+/// Which entries `cleat logs` shows: journal matches and journalctl's selection options.
+pub struct Selection {
+    pub matches: Vec<String>,
+    /// `-n`, `--since=@…`, `--until=@…`.
+    pub options: Vec<String>,
+    pub timestamps: bool,
 }
 
-impl Follower {
-    pub fn start(unit: &str, invocation: Option<&str>) -> std::io::Result<Follower> {
-        let mut child = Command::new(JOURNALCTL)
-            .args(["--no-pager", "-o", "json", "-f", "-n", "all"])
-            .args(matches(unit, invocation))
-            // Out of the terminal's process group: Ctrl-C is for the container (cleat passes
-            // it on), not for the reader of its output.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("journalctl has no stdout"))?;
-        let printer = tokio::spawn(print_entries(stdout, None));
-        Ok(Follower {
-            child,
-            printer,
-            unit: unit.to_owned(),
-            invocation: invocation.map(str::to_owned),
-        })
-    }
+fn journalctl_json(sel: &Selection) -> Command {
+    let mut cmd = Command::new(JOURNALCTL);
+    cmd.args(["--no-pager", "--quiet", "-o", "json"])
+        .arg("--output-fields=MESSAGE")
+        .args(&sel.matches)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
 
-    /// Stops following once the run is over, after printing what the journal still had.
-    pub async fn finish(mut self) {
-        let _ = sync().await;
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-        let cursor = self.printer.await.unwrap_or(None);
-        let mut rest = Command::new(JOURNALCTL);
-        rest.args(["--no-pager", "-o", "json"]);
-        match &cursor {
-            Some(c) => rest.arg(format!("--after-cursor={c}")),
-            None => rest.args(["-n", "all"]),
-        };
-        rest.args(matches(&self.unit, self.invocation.as_deref()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Ok(mut child) = rest.spawn() {
-            if let Some(stdout) = child.stdout.take() {
-                print_entries(stdout, cursor).await;
-            }
-            let _ = child.wait().await;
+/// Prints the selected entries once.
+pub async fn print(sel: &Selection) -> std::io::Result<()> {
+    let mut cmd = journalctl_json(sel);
+    cmd.args(&sel.options);
+    let mut child = cmd.spawn()?;
+    if let Some(stdout) = child.stdout.take() {
+        print_entries(stdout, None, sel.timestamps).await;
+    }
+    child.wait().await?;
+    Ok(())
+}
+
+/// Prints the selected entries and follows new ones until `stopped` completes (the container
+/// stopped), then prints what the journal still had from it and returns.
+pub async fn follow_until(
+    sel: &Selection,
+    stopped: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut cmd = journalctl_json(sel);
+    cmd.args(&sel.options).arg("--follow");
+    let mut child = cmd.spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("journalctl has no stdout"))?;
+    let printer = tokio::spawn({
+        let timestamps = sel.timestamps;
+        async move { print_entries(stdout, None, timestamps).await }
+    });
+    stopped.await;
+    // The container's last lines may still be on their way into the journal.
+    let _ = sync().await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let cursor = printer.await.unwrap_or(None);
+    let mut rest = journalctl_json(sel);
+    match &cursor {
+        Some(c) => {
+            rest.arg(format!("--after-cursor={c}"));
+            // The end of the selection still applies; its start is the cursor now.
+            rest.args(sel.options.iter().filter(|o| o.starts_with("--until")));
         }
+        None => {
+            rest.args(&sel.options);
+        }
+    }
+    let mut child = rest.spawn()?;
+    if let Some(stdout) = child.stdout.take() {
+        print_entries(stdout, cursor, sel.timestamps).await;
+    }
+    child.wait().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_to_the_microsecond() {
+        assert_eq!(
+            timestamp(1_795_406_706_000_042),
+            "2026-11-23T04:05:06.000042Z"
+        );
     }
 }

@@ -150,7 +150,7 @@ async fn start_one(systemd: &Systemd, registry: &Registry, name: Name) -> anyhow
                 .state
                 .load_adhoc(&name)?
                 .ok_or_else(|| anyhow!("no such container: {name}"))?;
-            match start_adhoc(systemd, registry, &record).await {
+            match start_adhoc(systemd, registry, &record, &Default::default()).await {
                 Ok(_) => Ok(()),
                 // A concurrent start won the race: the container runs, which is what was asked.
                 Err(_) if is_running(systemd, &unit).await? => Ok(()),

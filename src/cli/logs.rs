@@ -1,8 +1,8 @@
-//! `cleat logs`: the container's output, read from the journal by `journalctl` (which this
-//! process becomes, so paging, `-f` and Ctrl-C behave as journalctl's do).
+//! `cleat logs`: the container's output, read from the journal with `journalctl`, in
+//! Docker's form (the messages, with `-t` their time first); `-f` follows until the container
+//! stops.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::ExitCode;
 
 use anyhow::anyhow;
 use clap::Args;
@@ -12,7 +12,9 @@ use cleat::spec::Timeout;
 use cleat::unit::props::CONTAINER_ID_FIELD;
 use cleat::unit::{Kind, unit_name};
 
-use super::journal::{JOURNALCTL, matches};
+use cleat::unit::dbus::Systemd;
+
+use super::journal;
 use super::{CmdResult, Failure, name};
 
 #[derive(Args)]
@@ -102,51 +104,68 @@ pub fn logs(args: LogsArgs) -> CmdResult {
     let registry = Registry::system();
     let kind = registry.require(&name)?.kind();
     let unit = unit_name(kind, &name);
-    let mut cmd = Command::new(JOURNALCTL);
-    cmd.args([
-        "--no-pager",
-        "--quiet",
-        "-o",
-        if args.timestamps {
-            "short-iso-precise"
-        } else {
-            "cat"
-        },
-    ]);
-    if args.follow {
-        cmd.arg("--follow");
-    }
+    let mut options = Vec::new();
     match args.tail.as_deref() {
-        Some("all") | None => {
-            cmd.args(["-n", "all"]);
-        }
+        Some("all") | None => options.push("--lines=all".to_owned()),
         Some(n) => {
             let n: u64 = n
                 .parse()
                 .map_err(|_| Failure::from(anyhow!("--tail: {n:?} is not a number or \"all\"")))?;
-            cmd.args(["-n", &n.to_string()]);
+            options.push(format!("--lines={n}"));
         }
     }
+    let now = cleat::time::now_usec() / 1_000_000;
     if let Some(arg) = &args.since {
-        let now = cleat::time::now_usec() / 1_000_000;
         let secs = since_secs(arg, now).map_err(|e| Failure::from(anyhow!(e)))?;
-        cmd.arg(format!("--since=@{secs}"));
+        options.push(format!("--since=@{secs}"));
     }
     if let Some(arg) = &args.until {
-        let now = cleat::time::now_usec() / 1_000_000;
         let secs = time_secs("--until", arg, now).map_err(|e| Failure::from(anyhow!(e)))?;
-        cmd.arg(format!("--until=@{secs}"));
+        options.push(format!("--until=@{secs}"));
     }
-    cmd.args(matches(&unit, None));
+    let mut matches = journal::matches(&unit, None);
     // An ad-hoc name can be reused: show only this container's output, not that of an
     // earlier one of the same name.
     if kind == Kind::Adhoc {
         if let Some(rec) = registry.state.load_adhoc(&name)? {
-            cmd.arg(format!("{CONTAINER_ID_FIELD}={}", rec.id));
+            matches.push(format!("{CONTAINER_ID_FIELD}={}", rec.id));
         }
     }
-    let err = cmd.exec();
-    Err(Failure::from(anyhow!("running {JOURNALCTL}: {err}")))
+    let selection = journal::Selection {
+        matches,
+        options,
+        timestamps: args.timestamps,
+    };
+    super::run::runtime_block(async {
+        // Following a container that runs: until it stops, as `docker logs -f` (with a
+        // restart policy, a restart is not a stop). One that does not run: what there is.
+        let systemd = if args.follow && args.until.is_none() {
+            Some(Systemd::connect().await?)
+        } else {
+            None
+        };
+        let running = match &systemd {
+            Some(s) => s
+                .state_if_loaded(&unit)
+                .await?
+                .is_some_and(|s| s.is_running()),
+            None => false,
+        };
+        let result = match systemd.filter(|_| running) {
+            Some(systemd) => {
+                let stopped = async {
+                    if let Err(e) = systemd.wait_stopped(&unit).await {
+                        super::diag::warning(format_args!("watching {unit}: {e}"));
+                        std::future::pending::<()>().await;
+                    }
+                };
+                journal::follow_until(&selection, stopped).await
+            }
+            None => journal::print(&selection).await,
+        };
+        result.map_err(|e| Failure::from(anyhow!("running {}: {e}", journal::JOURNALCTL)))?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The command line: Docker's verbs, each a thin layer over the library.
 
+mod attach;
 mod config;
 mod diag;
 mod image;
@@ -11,8 +12,8 @@ mod logs;
 mod network;
 mod prepare;
 mod ps;
-mod terminal;
 mod run;
+mod terminal;
 mod volume;
 
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Show a container's output (from the journal)
     Logs(logs::LogsArgs),
+    /// Connect to the terminal of a running container (Ctrl-P Ctrl-Q leaves it running)
+    Attach(attach::AttachArgs),
     /// Pull an image from a registry
     Pull(image::PullArgs),
     /// List images
@@ -185,6 +188,7 @@ pub fn main() -> ExitCode {
         Command::Ps(a) => ps::ps(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Logs(a) => logs::logs(a),
+        Command::Attach(a) => attach::attach(a),
         Command::Pull(a) => image::pull(a),
         Command::Images(a) => image::images(a),
         Command::Image(c) => image::image(c),

@@ -16,10 +16,14 @@ use cleat::image::pull;
 use cleat::image::store::Store;
 use cleat::spec::{Restart, Source, Spec};
 use cleat::state::AdhocRecord;
-use cleat::unit::dbus::{BusError, Systemd, UnitState};
+use cleat::unit::dbus::{BusError, Systemd, UnitState, UnitStdio};
 use cleat::unit::{Kind, props, unit_name};
 
-use super::journal::{self, Follower};
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+
+use super::journal;
 use super::{CmdResult, EXIT_RUN_ERROR, Failure, diag};
 
 #[derive(Args)]
@@ -27,6 +31,10 @@ pub struct RunArgs {
     /// Run in the background: print the name and return once the container is running
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Keys that detach from a container's terminal (-it) and leave it running: ctrl-X or
+    /// single characters, separated by commas; empty to turn detaching off
+    #[arg(long, value_name = "KEYS", default_value = super::terminal::DEFAULT_DETACH_KEYS)]
+    detach_keys: String,
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -180,6 +188,7 @@ pub async fn start_adhoc(
     systemd: &Systemd,
     registry: &Registry,
     record: &AdhocRecord,
+    stdio: &UnitStdio<'_>,
 ) -> Result<UnitState, StartFailure> {
     let spec = &with_image_defaults(record);
     let unit = unit_name(Kind::Adhoc, &spec.name);
@@ -202,10 +211,16 @@ pub async fn start_adhoc(
         }
     }
     let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
-    let props = props::transient(spec, &record.id, &exe()?, &unit_of);
+    let mut props = props::transient(spec, &record.id, &exe()?, &unit_of);
+    if stdio.stdout.is_some() {
+        props.push(props::Prop::Environment(vec![format!(
+            "{}=1",
+            cleat::runtime::console::RELAY_ENV
+        )]));
+    }
     let mut attempt = 0;
     let job = loop {
-        match systemd.start_transient(&unit, &props).await {
+        match systemd.start_transient_with(&unit, &props, stdio).await {
             // A unit of the same name that just stopped may not be garbage-collected yet.
             Err(BusError::Call(msg)) if msg.contains("already exists") && attempt < 20 => {
                 attempt += 1;
@@ -239,14 +254,44 @@ pub fn exit_status(state: &UnitState) -> Option<i32> {
     }
 }
 
+/// The exit status to end with once a container has stopped: from its unit's last state,
+/// else from the record its ExecStopPost wrote (kept under its ID when `--rm` removed it).
+pub fn exit_code_of(
+    registry: &Registry,
+    name: &cleat::spec::Name,
+    id: Option<&str>,
+    end: Option<&UnitState>,
+) -> ExitCode {
+    let kept = id.and_then(cleat::state::take_kept_exit);
+    let code = end
+        .and_then(exit_status)
+        .or_else(|| {
+            registry
+                .state
+                .read_exit(name)
+                .ok()
+                .flatten()
+                .and_then(|e| e.exit_code)
+        })
+        .or_else(|| kept.and_then(|e| e.exit_code))
+        .unwrap_or(i32::from(EXIT_RUN_ERROR));
+    ExitCode::from(u8::try_from(code & 0xff).unwrap_or(EXIT_RUN_ERROR))
+}
+
 pub fn run(args: RunArgs) -> CmdResult {
-    let (registry, record) = define(
-        &args.create.flags,
-        args.create.rm,
-        args.create.platform.as_deref(),
-    )?;
+    let flags = &args.create.flags;
+    let detach_keys = super::terminal::parse_detach_keys(&args.detach_keys).map_err(run_error)?;
+    // Docker's check: keys for a terminal must come from one.
+    if flags.tty && flags.interactive && !args.detach && !std::io::stdin().is_terminal() {
+        return Err(run_error(anyhow!(
+            "the input device is not a TTY: -it needs a terminal on standard input (use -i \
+             alone to pipe input)"
+        )));
+    }
+    let (registry, record) = define(flags, args.create.rm, args.create.platform.as_deref())?;
     let name = record.spec.name.clone();
     let unit = unit_name(Kind::Adhoc, &name);
+    let tty = record.spec.tty == Some(true);
     runtime_block(async {
         let systemd = match Systemd::connect().await {
             Ok(s) => s,
@@ -255,70 +300,139 @@ pub fn run(args: RunArgs) -> CmdResult {
                 return Err(run_error(e));
             }
         };
-        let state = match start_adhoc(&systemd, &registry, &record).await {
-            Ok(s) => s,
-            Err(f) => {
-                if args.create.rm {
-                    let _ = registry.state.remove(&name);
-                }
-                let code = f
-                    .status
-                    .and_then(|s| u8::try_from(s).ok())
-                    .filter(|s| *s != 0)
-                    .unwrap_or(EXIT_RUN_ERROR);
-                return Err(Failure::with_code(code, f.error));
+        // How the container's streams reach this command: a terminal session over a socket
+        // whose other end is the unit's stdin (its init serves it), or this command's own
+        // stdout and stderr (and stdin with -i) given to the unit, as `systemd-run --pipe`.
+        let mut session = None;
+        let stdin = std::io::stdin();
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        let stdio = if args.detach {
+            UnitStdio::default()
+        } else if tty {
+            let (ours, theirs) = UnixStream::pair().map_err(run_error)?;
+            // The size goes first, so the payload never sees another.
+            let (rows, cols) = super::attach::local_size();
+            (&ours)
+                .write_all(&cleat::runtime::console::resize_frame(rows, cols))
+                .map_err(run_error)?;
+            session = Some((ours, theirs));
+            UnitStdio {
+                stdin: session.as_ref().map(|(_, theirs)| theirs.as_fd()),
+                ..UnitStdio::default()
+            }
+        } else {
+            UnitStdio {
+                stdin: flags.interactive.then(|| stdin.as_fd()),
+                stdout: Some(stdout.as_fd()),
+                stderr: Some(stderr.as_fd()),
             }
         };
+        let signals = if args.detach || tty {
+            None
+        } else {
+            Some(Forwarded::catch().map_err(run_error)?)
+        };
+        let started = start_adhoc(&systemd, &registry, &record, &stdio).await;
+        let session = session.map(|(ours, theirs)| {
+            drop(theirs);
+            ours
+        });
+        if let Err(f) = started {
+            if args.create.rm {
+                let _ = registry.state.remove(&name);
+            }
+            let code = f
+                .status
+                .and_then(|s| u8::try_from(s).ok())
+                .filter(|s| *s != 0)
+                .unwrap_or(EXIT_RUN_ERROR);
+            return Err(Failure::with_code(code, f.error));
+        }
         if args.detach {
             println!("{name}");
             return Ok(ExitCode::SUCCESS);
         }
-        let follower = Follower::start(&unit, Some(&state.invocation_id)).map_err(run_error)?;
-        let end = wait_forwarding_signals(&systemd, &unit)
-            .await
-            .map_err(run_error)?;
-        follower.finish().await;
-        // Written by the unit's ExecStopPost, which has run by the time the unit stopped.
-        let kept = cleat::state::take_kept_exit(&record.id);
-        let code = end
-            .as_ref()
-            .and_then(exit_status)
-            .or_else(|| {
-                registry
-                    .state
-                    .read_exit(&name)
-                    .ok()
-                    .flatten()
-                    .and_then(|e| e.exit_code)
-            })
-            .or_else(|| kept.and_then(|e| e.exit_code))
-            .unwrap_or(i32::from(EXIT_RUN_ERROR));
-        Ok(ExitCode::from(
-            u8::try_from(code & 0xff).unwrap_or(EXIT_RUN_ERROR),
+        let end = match session {
+            Some(sock) => {
+                let interactive = record.spec.interactive == Some(true);
+                match super::attach::session(sock, interactive, &detach_keys).await {
+                    super::attach::SessionEnd::Detached => return Ok(ExitCode::SUCCESS),
+                    super::attach::SessionEnd::Closed => systemd.wait_stopped(&unit).await,
+                }
+            }
+            None => match signals {
+                Some(signals) => wait_forwarding_signals(&systemd, &unit, signals).await,
+                None => systemd.wait_stopped(&unit).await,
+            },
+        }
+        .map_err(run_error)?;
+        Ok(exit_code_of(
+            &registry,
+            &name,
+            Some(&record.id),
+            end.as_ref(),
         ))
     })
 }
 
+/// The signals a foreground run passes on, caught from before the container starts (so that
+/// one arriving meanwhile is not lost, nor ends cleat).
+struct Forwarded {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Forwarded {
+    fn catch() -> std::io::Result<Forwarded> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Forwarded {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Waits for the unit to stop; SIGINT, SIGTERM and SIGHUP received meanwhile are passed on to
-/// the container's main process, as `docker run` does.
+/// the container's main process, as `docker run` does. A second Ctrl-C stops the container
+/// (its stop signal, then SIGKILL after its timeout), a third kills it at once: a payload
+/// that, as PID 1, ignores SIGINT cannot hold the terminal hostage.
 async fn wait_forwarding_signals(
     systemd: &Systemd,
     unit: &str,
-) -> anyhow::Result<Option<UnitState>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    signals: Forwarded,
+) -> Result<Option<UnitState>, BusError> {
+    let Forwarded {
+        mut int,
+        mut term,
+        mut hup,
+    } = signals;
     let wait = systemd.wait_stopped(unit);
     tokio::pin!(wait);
+    let mut interrupts = 0;
     loop {
         let sig = tokio::select! {
-            end = &mut wait => return Ok(end?),
+            end = &mut wait => return end,
             _ = int.recv() => libc::SIGINT,
             _ = term.recv() => libc::SIGTERM,
             _ = hup.recv() => libc::SIGHUP,
         };
-        if let Err(e) = systemd.kill(unit, "main", sig).await {
+        if sig == libc::SIGINT {
+            interrupts += 1;
+        }
+        let result = match interrupts {
+            2 if sig == libc::SIGINT => {
+                diag::warning(format_args!(
+                    "stopping the container (press Ctrl-C again to kill it)"
+                ));
+                systemd.stop_no_wait(unit).await
+            }
+            n if n >= 3 && sig == libc::SIGINT => systemd.kill(unit, "all", libc::SIGKILL).await,
+            _ => systemd.kill(unit, "main", sig).await,
+        };
+        if let Err(e) = result {
             diag::warning(format!("passing signal {sig} to the container: {e}"));
         }
     }

@@ -40,6 +40,17 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
         // cleat went away (killed, or failed to notify systemd): do not start the payload.
         _ => sys::exit_now(EXIT_SETUP),
     }
+    // A foreground run's output goes through the init: pipes for the payload's stdout and
+    // stderr.
+    let pipes = match l.streams.as_ref().map(|_| output_pipes()) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => exec_failed(
+            &sock,
+            EXIT_CANNOT_INVOKE,
+            format!("making the pipes for the container's output: {e}"),
+        ),
+        None => None,
+    };
     if l.init {
         // `--init`: this process stays as the container's PID 1 and a child of it runs the
         // payload. The child keeps the handshake socket (its exec closes it); we drop ours.
@@ -47,7 +58,17 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
             Ok(sys::Forked::Child) => {}
             Ok(sys::Forked::Parent(payload)) => {
                 drop(sock);
-                super::init::run(payload);
+                match (prepared.terminal, &l.terminal, pipes, &l.streams) {
+                    (Some(pty), Some(t), _, _) => {
+                        drop(pty.slave);
+                        super::init::run_console(payload, pty.master, t);
+                    }
+                    (_, _, Some([(out, out_w), (err, err_w)]), Some(s)) => {
+                        drop((out_w, err_w));
+                        super::init::run_streams(payload, [out, err], s);
+                    }
+                    _ => super::init::run(payload),
+                }
             }
             Err(e) => exec_failed(
                 &sock,
@@ -56,11 +77,42 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
             ),
         }
     }
+    if let Some([(_, out), (_, err)]) = &pipes {
+        for (fd, target) in [(out, 1), (err, 2)] {
+            // SAFETY: dup2 onto a standard descriptor this process owns.
+            if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(fd), target) } == -1 {
+                let e = io::Error::last_os_error();
+                exec_failed(
+                    &sock,
+                    EXIT_CANNOT_INVOKE,
+                    format!("redirecting output: {e}"),
+                );
+            }
+        }
+    }
+    if let Some(pty) = &prepared.terminal {
+        if let Err(e) = super::pty::make_controlling(std::os::fd::AsFd::as_fd(&pty.slave)) {
+            exec_failed(
+                &sock,
+                EXIT_CANNOT_INVOKE,
+                format!("making the container's terminal the payload's: {e}"),
+            );
+        }
+    }
     if let Err(e) = sys::reset_signals() {
         exec_failed(&sock, EXIT_CANNOT_INVOKE, format!("resetting signals: {e}"));
     }
     let (code, message) = exec(&prepared);
     exec_failed(&sock, code, message)
+}
+
+/// Two pipes, (read end, write end) each, for the payload's stdout and stderr.
+fn output_pipes() -> io::Result<[(OwnedFd, OwnedFd); 2]> {
+    let flags = rustix::pipe::PipeFlags::CLOEXEC;
+    Ok([
+        rustix::pipe::pipe_with(flags)?,
+        rustix::pipe::pipe_with(flags)?,
+    ])
 }
 
 /// Tells cleat the command cannot be run, and exits with `code` (126 or 127).
@@ -88,6 +140,8 @@ struct Prepared {
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
+    /// The container's terminal (`tty`).
+    terminal: Option<super::pty::Pty>,
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, String> {
@@ -110,6 +164,12 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
         sys::interface_up("lo").map_err(|e| format!("bringing up loopback: {e}"))?;
     }
     crate::rootfs::mount::apply(l.rootfs).map_err(|e| e.to_string())?;
+    let terminal = match &l.terminal {
+        Some(t) => {
+            Some(open_terminal(t).map_err(|e| format!("making the container's terminal: {e}"))?)
+        }
+        None => None,
+    };
     rustix::system::sethostname(p.hostname.as_bytes())
         .map_err(|e| format!("setting the hostname to {:?}: {e}", p.hostname))?;
     if let Some(domain) = &p.domainname {
@@ -157,7 +217,52 @@ fn setup(l: &Launch<'_>) -> Result<Prepared, Failed> {
         .unwrap_or(super::process::DEFAULT_PATH);
     let program = find_program(&p.argv[0], path).map_err(|(code, msg)| Failed::Exec(code, msg))?;
     let program = cstring(&program, "the command")?;
-    Ok(Prepared { program, argv, env })
+    Ok(Prepared {
+        program,
+        argv,
+        env,
+        terminal,
+    })
+}
+
+/// Allocates the container's terminal on its own devpts (the root is the container's now),
+/// makes it the container's /dev/console, and gives it the first client's size if that client
+/// has said it already (before the unit started), so the payload never sees a wrong one.
+fn open_terminal(t: &super::launch::Terminal<'_>) -> std::io::Result<super::pty::Pty> {
+    use rustix::fs::{Mode, OFlags};
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let pty = super::pty::open_in(std::os::fd::AsFd::as_fd(&root))?;
+    let (mut rows, mut cols) = super::console::DEFAULT_SIZE;
+    if let Some(client) = t.first_client {
+        let mut head = [0u8; 7];
+        let peeked = rustix::net::recv(
+            client,
+            &mut head,
+            rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+        );
+        if let Ok((7, _)) = peeked {
+            let mut frames = super::console::FrameReader::default();
+            frames.push(&head);
+            if let Ok(Some(super::console::Frame::Resize(r, c))) = frames.next_frame() {
+                rustix::net::recv(client, &mut head, rustix::net::RecvFlags::DONTWAIT)?;
+                (rows, cols) = (r, c);
+            }
+        }
+    }
+    super::pty::set_size(&pty.master, rows, cols)?;
+    // /dev is the container's own tmpfs: the console is a file there with the terminal bound
+    // onto it, as runc makes it.
+    drop(rustix::fs::open(
+        "/dev/console",
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o600),
+    )?);
+    rustix::mount::mount_bind(format!("/dev/pts/{}", pty.index).as_str(), "/dev/console")?;
+    Ok(pty)
 }
 
 /// Takes on the payload's identity and restrictions: its system call filter, bounding set,

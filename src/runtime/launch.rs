@@ -67,6 +67,28 @@ pub struct Launch<'a> {
     /// Another container's network namespace (`container:NAME`), joined by the first process
     /// before anything else.
     pub join_network: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Run the payload on a terminal of the container's own, held by the init (which `init`
+    /// must then ask for).
+    pub terminal: Option<Terminal<'a>>,
+    /// A foreground run's output, relayed by the init (which `init` must then ask for): the
+    /// caller's stdout and stderr, and journal streams for copies.
+    pub streams: Option<Streams<'a>>,
+}
+
+/// Where a foreground run's output goes: see [`super::console::Streams`].
+pub struct Streams<'a> {
+    pub to_caller: [std::os::fd::BorrowedFd<'a>; 2],
+    pub to_journal: [std::os::fd::BorrowedFd<'a>; 2],
+}
+
+/// The container's terminal: where clients connect, and how.
+pub struct Terminal<'a> {
+    /// A listening Unix socket for `cleat attach`.
+    pub listener: std::os::fd::BorrowedFd<'a>,
+    /// A client already connected (`cleat run -it`), whose first frame may give the size.
+    pub first_client: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Clients' keys reach the terminal.
+    pub interactive: bool,
 }
 
 /// How it ended, from cleat's point of view.

@@ -4,6 +4,7 @@
 
 pub mod caps;
 mod child;
+pub mod console;
 pub mod etc;
 mod init;
 pub mod launch;

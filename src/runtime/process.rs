@@ -78,6 +78,10 @@ pub fn environment(
         env.insert(k.clone(), v.clone());
     }
     env.entry("HOME".into()).or_insert_with(|| home.into());
+    // On a terminal, programs need to know what it understands (Docker's choice).
+    if spec.tty == Some(true) {
+        env.entry("TERM".into()).or_insert_with(|| "xterm".into());
+    }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
@@ -214,6 +218,19 @@ mod tests {
         );
         let env = environment(&spec(), &ImageConfig::default(), &[], "h", "/");
         assert!(env.contains(&format!("PATH={DEFAULT_PATH}")));
+    }
+
+    #[test]
+    fn a_terminal_sets_term_unless_something_else_did() {
+        let mut s = spec();
+        let plain = environment(&s, &image(), &[], "h", "/root");
+        assert!(!plain.iter().any(|e| e.starts_with("TERM=")));
+        s.tty = Some(true);
+        let env = environment(&s, &image(), &[], "h", "/root");
+        assert!(env.contains(&"TERM=xterm".to_owned()), "{env:?}");
+        s.env.insert("TERM".into(), "vt100".into());
+        let env = environment(&s, &image(), &[], "h", "/root");
+        assert!(env.contains(&"TERM=vt100".to_owned()), "{env:?}");
     }
 
     #[test]

@@ -121,6 +121,12 @@ pub struct ContainerFlags {
     /// Run a tiny init as PID 1 (forwards signals, reaps zombies)
     #[arg(long)]
     pub init: bool,
+    /// Run the container on a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Keep standard input open: what you type reaches the container
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     /// Pull the image: missing (default), always, or never
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
@@ -296,6 +302,8 @@ impl ContainerFlags {
         }
         spec.read_only = self.read_only.then_some(true);
         spec.init = self.init.then_some(true);
+        spec.tty = self.tty.then_some(true);
+        spec.interactive = self.interactive.then_some(true);
         spec.volumes = self
             .volume
             .iter()

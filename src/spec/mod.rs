@@ -123,6 +123,12 @@ pub struct Spec {
     /// Run a tiny init as PID 1 that forwards signals and reaps zombies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    /// Run the payload on a pseudo-terminal (which cleat's init holds, for `cleat attach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
+    /// With `tty`: what attached clients type reaches the terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<bool>,
     /// When the unit counts as started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
@@ -273,6 +279,8 @@ impl Spec {
             ulimits: BTreeMap::new(),
             group_add: Vec::new(),
             init: None,
+            tty: None,
+            interactive: None,
             notify: None,
             stop_signal: None,
             stop_timeout: None,

@@ -193,6 +193,37 @@ pub fn dbus_properties(props: &[Prop]) -> Vec<(&'static str, Value<'static>)> {
         .collect()
 }
 
+/// Descriptors of the caller's to give a transient unit as its standard streams; those not
+/// given keep the unit's settings (the journal; no input).
+#[derive(Debug, Default)]
+pub struct UnitStdio<'a> {
+    pub stdin: Option<std::os::fd::BorrowedFd<'a>>,
+    pub stdout: Option<std::os::fd::BorrowedFd<'a>>,
+    pub stderr: Option<std::os::fd::BorrowedFd<'a>>,
+}
+
+impl<'a> UnitStdio<'a> {
+    fn properties(&self) -> Vec<(&'static str, Value<'a>)> {
+        let fd = |fd: std::os::fd::BorrowedFd<'a>| Value::Fd(zbus::zvariant::Fd::from(fd));
+        let mut out = Vec::new();
+        if let Some(f) = self.stdin {
+            out.push(("StandardInputFileDescriptor", fd(f)));
+        }
+        match self.stdout {
+            Some(f) => out.push(("StandardOutputFileDescriptor", fd(f))),
+            // With input from a descriptor, systemd's default output would be that same one.
+            None if self.stdin.is_some() => out.push(("StandardOutput", Value::from("journal"))),
+            None => {}
+        }
+        match self.stderr {
+            Some(f) => out.push(("StandardErrorFileDescriptor", fd(f))),
+            None if self.stdin.is_some() => out.push(("StandardError", Value::from("journal"))),
+            None => {}
+        }
+        out
+    }
+}
+
 /// A connection to systemd.
 pub struct Systemd {
     conn: Connection,
@@ -301,7 +332,20 @@ impl Systemd {
     /// `StartTransientUnit` in `fail` mode (an existing unit of that name is an error), waiting
     /// for the start job.
     pub async fn start_transient(&self, unit: &str, props: &[Prop]) -> Result<JobResult, BusError> {
-        let props = dbus_properties(props);
+        self.start_transient_with(unit, props, &UnitStdio::default())
+            .await
+    }
+
+    /// [`Self::start_transient`], with some of the caller's descriptors as the unit's standard
+    /// input, output or error (`systemd-run --pipe`), passed over the bus.
+    pub async fn start_transient_with(
+        &self,
+        unit: &str,
+        props: &[Prop],
+        stdio: &UnitStdio<'_>,
+    ) -> Result<JobResult, BusError> {
+        let mut props = dbus_properties(props);
+        props.extend(stdio.properties());
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         self.job(
             unit,

@@ -9,6 +9,7 @@
 
 mod host;
 mod inside;
+mod pty;
 
 mod bad_input;
 mod cli;
@@ -25,4 +26,5 @@ mod process;
 mod readiness;
 mod security;
 mod smoke;
+mod terminal;
 mod volumes;

@@ -205,6 +205,8 @@ const TOP_LEVEL: &[Field] = &[
         }
     }),
     value("init", |r, n, d| d.spec.init = r.boolean(n)),
+    value("tty", |r, n, d| d.spec.tty = r.boolean(n)),
+    value("interactive", |r, n, d| d.spec.interactive = r.boolean(n)),
     value("notify", |r, n, d| d.spec.notify = r.notify(n)),
     value("pull", |r, n, d| {
         d.spec.pull = r.string(n).and_then(|s| r.parse(n, s));

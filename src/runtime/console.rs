@@ -1,0 +1,576 @@
+//! A container's terminal, held by cleat's init (`tty = true`): the init keeps the master side
+//! of the container's pseudo-terminal for as long as the container runs, copies what the
+//! terminal shows to the unit's journal and to every attached client, and passes clients'
+//! keys and window sizes to the terminal. The init is the unit's main process, so it outlives
+//! the payload by exactly as long as it takes to pass on the terminal's last output: nothing
+//! is lost when a program prints and exits at once.
+//!
+//! Clients (`cleat run -it`, `cleat attach`) talk to it over a Unix stream socket: from the
+//! init they receive the terminal's raw output; to it they send frames of one kind byte, a
+//! big-endian 16-bit length and the payload: [`INPUT`] (keys) or [`RESIZE`] (rows and columns,
+//! 16 bits each).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags, SocketFlags};
+
+/// A frame of keys typed by a client.
+pub const INPUT: u8 = b'i';
+/// A frame with the client's window size.
+pub const RESIZE: u8 = b'w';
+
+/// Set in a unit's environment by `cleat run` in the foreground: the unit's stdout and stderr
+/// are the caller's, and the init passes the container's output to them and to the journal.
+pub const RELAY_ENV: &str = "CLEAT_RELAY_OUTPUT";
+
+/// Frames carry at most this much.
+const MAX_FRAME: usize = u16::MAX as usize;
+/// Keys the terminal has not taken yet: beyond this, clients are not read until it catches up.
+const MAX_PENDING_INPUT: usize = 64 * 1024;
+/// A client that cannot take the terminal's output for this long is dropped, rather than
+/// holding up the container.
+const CLIENT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The terminal's size before any client says otherwise.
+pub const DEFAULT_SIZE: (u16, u16) = (24, 80);
+
+/// Encodes one frame (data longer than a frame holds is split over several).
+pub fn frames(kind: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 3);
+    for chunk in data.chunks(MAX_FRAME) {
+        out.push(kind);
+        out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// The frame announcing a window size.
+pub fn resize_frame(rows: u16, cols: u16) -> Vec<u8> {
+    let mut size = rows.to_be_bytes().to_vec();
+    size.extend_from_slice(&cols.to_be_bytes());
+    frames(RESIZE, &size)
+}
+
+/// A decoded frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    Input(Vec<u8>),
+    Resize(u16, u16),
+}
+
+/// Collects a client's bytes and yields whole frames.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame; `Err` for a frame of an unknown kind or a malformed size (the
+    /// client is then dropped).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, BadFrame> {
+        let [kind, hi, lo, ..] = self.buf[..] else {
+            return Ok(None);
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if self.buf.len() < 3 + len {
+            return Ok(None);
+        }
+        let body: Vec<u8> = self.buf.drain(..3 + len).skip(3).collect();
+        match (kind, &body[..]) {
+            (INPUT, _) => Ok(Some(Frame::Input(body))),
+            (RESIZE, [r1, r2, c1, c2]) => Ok(Some(Frame::Resize(
+                u16::from_be_bytes([*r1, *r2]),
+                u16::from_be_bytes([*c1, *c2]),
+            ))),
+            _ => Err(BadFrame(kind)),
+        }
+    }
+}
+
+/// A frame cleat does not understand (its kind byte).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a malformed frame of kind {0:#x} from a terminal client")]
+pub struct BadFrame(pub u8);
+
+/// Turns the terminal's CR LF line ends into LF for the journal (which would otherwise keep
+/// a carriage return at the end of every line, and show such lines as binary data).
+#[derive(Debug, Default)]
+pub struct JournalText {
+    held_cr: bool,
+}
+
+impl JournalText {
+    pub fn convert(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 1);
+        for &b in data {
+            if self.held_cr {
+                self.held_cr = false;
+                if b != b'\n' {
+                    out.push(b'\r');
+                }
+            }
+            if b == b'\r' {
+                self.held_cr = true;
+            } else {
+                out.push(b);
+            }
+        }
+        out
+    }
+}
+
+/// What the init holds for the container's terminal.
+pub struct Console {
+    pub master: OwnedFd,
+    /// Where `cleat attach` connects.
+    pub listener: OwnedFd,
+    /// A client connected before the container started (`cleat run -it`).
+    pub first_client: Option<OwnedFd>,
+    /// Whether clients' keys reach the terminal.
+    pub interactive: bool,
+}
+
+struct Client {
+    id: u64,
+    fd: OwnedFd,
+    frames: FrameReader,
+}
+
+/// The init's loop with a terminal: like the plain init's, but signals come through a
+/// signalfd, next to the terminal and its clients. Returns the payload's exit code once it has
+/// exited and the terminal's output has been passed on.
+pub fn serve(console: Console, payload: rustix::process::Pid) -> i32 {
+    let signals = match signalfd() {
+        Ok(fd) => fd,
+        Err(_) => return 1,
+    };
+    let _ = set_nonblocking(console.master.as_fd());
+    let _ = set_nonblocking(console.listener.as_fd());
+    let mut relay = Relay {
+        master: console.master,
+        master_open: true,
+        interactive: console.interactive,
+        clients: Vec::new(),
+        pending: Vec::new(),
+        journal: JournalText::default(),
+        next_id: 0,
+    };
+    if let Some(fd) = console.first_client {
+        relay.add_client(fd);
+    }
+    loop {
+        let reading_clients = relay.pending.len() < MAX_PENDING_INPUT;
+        let mut master_events = PollFlags::empty();
+        if relay.master_open {
+            master_events |= PollFlags::IN;
+            if !relay.pending.is_empty() {
+                master_events |= PollFlags::OUT;
+            }
+        }
+        let mut fds = vec![
+            PollFd::new(&signals, PollFlags::IN),
+            PollFd::new(&console.listener, PollFlags::IN),
+        ];
+        // A terminal nobody has open any more reports a hang-up at every poll: left out.
+        if relay.master_open {
+            fds.push(PollFd::new(&relay.master, master_events));
+        }
+        let first_client = fds.len();
+        for c in &relay.clients {
+            let events = if reading_clients {
+                PollFlags::IN
+            } else {
+                PollFlags::empty()
+            };
+            fds.push(PollFd::new(&c.fd, events));
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => return 1,
+        }
+        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        drop(fds);
+        // By identity: passing output on may drop clients, which moves the others.
+        let ready: Vec<u64> = relay
+            .clients
+            .iter()
+            .zip(&revents[first_client..])
+            .filter(|(_, r)| r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR))
+            .map(|(c, _)| c.id)
+            .collect();
+        if first_client == 3 {
+            if revents[2].intersects(PollFlags::OUT) {
+                relay.write_input();
+            }
+            if revents[2].intersects(PollFlags::IN) {
+                relay.read_output();
+            } else if revents[2].intersects(PollFlags::HUP | PollFlags::ERR) {
+                // No process has the terminal open any more; the payload may still run.
+                relay.master_open = false;
+            }
+        }
+        if revents[1].intersects(PollFlags::IN) {
+            if let Ok(fd) = rustix::net::accept_with(&console.listener, SocketFlags::CLOEXEC) {
+                relay.add_client(fd);
+            }
+        }
+        for id in ready {
+            if let Some(i) = relay.clients.iter().position(|c| c.id == id) {
+                relay.read_client(i);
+            }
+        }
+        if revents[0].intersects(PollFlags::IN) {
+            for sig in read_signals(&signals) {
+                if sig == libc::SIGCHLD {
+                    if let Some(code) = super::init::reap(payload) {
+                        relay.drain();
+                        return code;
+                    }
+                } else if sig != libc::SIGPIPE {
+                    super::init::forward(payload, sig);
+                }
+            }
+        }
+    }
+}
+
+struct Relay {
+    master: OwnedFd,
+    master_open: bool,
+    interactive: bool,
+    clients: Vec<Client>,
+    pending: Vec<u8>,
+    journal: JournalText,
+    next_id: u64,
+}
+
+impl Relay {
+    fn add_client(&mut self, fd: OwnedFd) {
+        let _ = set_nonblocking(fd.as_fd());
+        self.next_id += 1;
+        self.clients.push(Client {
+            id: self.next_id,
+            fd,
+            frames: FrameReader::default(),
+        });
+    }
+
+    /// Reads what the terminal shows and passes it on; false once it has nothing more.
+    fn read_output(&mut self) -> bool {
+        let mut buf = [0u8; 32 * 1024];
+        match rustix::io::read(&self.master, &mut buf) {
+            Ok(0) | Err(Errno::IO) => {
+                self.master_open = false;
+                false
+            }
+            Ok(n) => {
+                self.show(&buf[..n]);
+                true
+            }
+            Err(Errno::AGAIN | Errno::INTR) => false,
+            Err(_) => {
+                self.master_open = false;
+                false
+            }
+        }
+    }
+
+    /// Passes on what the terminal still holds after the payload ended.
+    fn drain(&mut self) {
+        while self.master_open && self.read_output() {}
+    }
+
+    fn show(&mut self, data: &[u8]) {
+        // The journal: the unit's standard output, inherited from cleat.
+        let text = self.journal.convert(data);
+        let _ = write_all_blocking(rustix::stdio::stdout(), &text);
+        self.clients
+            .retain(|c| write_all_blocking(c.fd.as_fd(), data).is_ok());
+    }
+
+    fn write_input(&mut self) {
+        match rustix::io::write(&self.master, &self.pending) {
+            Ok(n) => {
+                self.pending.drain(..n);
+            }
+            Err(Errno::AGAIN | Errno::INTR) => {}
+            Err(_) => self.pending.clear(),
+        }
+    }
+
+    fn read_client(&mut self, i: usize) {
+        let mut buf = [0u8; 16 * 1024];
+        let n = match rustix::net::recv(&self.clients[i].fd, &mut buf, RecvFlags::DONTWAIT) {
+            Ok((0, _)) => {
+                self.clients.swap_remove(i);
+                return;
+            }
+            Ok((n, _)) => n,
+            Err(Errno::AGAIN | Errno::INTR) => return,
+            Err(_) => {
+                self.clients.swap_remove(i);
+                return;
+            }
+        };
+        self.clients[i].frames.push(&buf[..n]);
+        loop {
+            match self.clients[i].frames.next_frame() {
+                Ok(None) => break,
+                Ok(Some(Frame::Input(keys))) => {
+                    if self.interactive && self.master_open {
+                        self.pending.extend_from_slice(&keys);
+                    }
+                }
+                Ok(Some(Frame::Resize(rows, cols))) => {
+                    let _ = super::pty::set_size(&self.master, rows, cols);
+                }
+                Err(_) => {
+                    self.clients.swap_remove(i);
+                    return;
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            self.write_input();
+        }
+    }
+}
+
+/// What the init holds for a foreground run's output: the payload's stdout and stderr come
+/// through pipes, and go to the caller's (the unit's stdout and stderr were given by `cleat
+/// run`) and to the journal, in which the container's output belongs as much as for a
+/// container in the background.
+pub struct Streams {
+    /// Read ends of the payload's stdout and stderr.
+    pub from_payload: [OwnedFd; 2],
+    /// The caller's stdout and stderr.
+    pub to_caller: [OwnedFd; 2],
+    /// Journal streams for the two.
+    pub to_journal: [OwnedFd; 2],
+}
+
+/// The init's loop for a foreground run: passes the payload's output on until it exits (and
+/// its pipes are empty); returns its exit code. A caller that went away only stops getting
+/// copies: the journal still gets everything.
+pub fn serve_streams(streams: Streams, payload: rustix::process::Pid) -> i32 {
+    let Ok(signals) = signalfd() else {
+        return 1;
+    };
+    let Streams {
+        from_payload,
+        to_caller,
+        to_journal,
+    } = streams;
+    for fd in &from_payload {
+        let _ = set_nonblocking(fd.as_fd());
+    }
+    let mut open = [true, true];
+    let mut caller = [true, true];
+    let pass_on = |i: usize, open: &mut [bool; 2], caller: &mut [bool; 2]| -> bool {
+        let mut buf = [0u8; 64 * 1024];
+        match rustix::io::read(&from_payload[i], &mut buf) {
+            Ok(0) => {
+                open[i] = false;
+                false
+            }
+            Ok(n) => {
+                if caller[i] && write_all_blocking(to_caller[i].as_fd(), &buf[..n]).is_err() {
+                    caller[i] = false;
+                }
+                let _ = write_all_blocking(to_journal[i].as_fd(), &buf[..n]);
+                true
+            }
+            Err(Errno::AGAIN | Errno::INTR) => false,
+            Err(_) => {
+                open[i] = false;
+                false
+            }
+        }
+    };
+    loop {
+        let mut fds = vec![PollFd::new(&signals, PollFlags::IN)];
+        let mut which = Vec::new();
+        for (i, fd) in from_payload.iter().enumerate() {
+            // A pipe whose writers are all gone reports a hang-up at every poll: left out.
+            if open[i] {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+                which.push(i);
+            }
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => return 1,
+        }
+        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        drop(fds);
+        for (k, &i) in which.iter().enumerate() {
+            if revents[1 + k].intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                pass_on(i, &mut open, &mut caller);
+            }
+        }
+        if revents[0].intersects(PollFlags::IN) {
+            for sig in read_signals(&signals) {
+                if sig == libc::SIGCHLD {
+                    if let Some(code) = super::init::reap(payload) {
+                        // What the payload wrote before it ended is still in the pipes.
+                        for i in 0..2 {
+                            while open[i] && pass_on(i, &mut open, &mut caller) {}
+                        }
+                        return code;
+                    }
+                } else if sig != libc::SIGPIPE {
+                    super::init::forward(payload, sig);
+                }
+            }
+        }
+    }
+}
+
+/// Opens a stream to journald for the unit's output, as systemd does for
+/// `StandardOutput=journal` (journald knows the unit by the connecting process, which is in
+/// the unit's cgroup): lines at `priority`, tagged `identifier`.
+pub fn journal_stream(identifier: &str, priority: u8) -> io::Result<OwnedFd> {
+    let sock = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let addr = rustix::net::SocketAddrUnix::new("/run/systemd/journal/stdout")?;
+    rustix::net::connect(&sock, &addr)?;
+    // identifier, unit ID, priority, level prefix, forward to syslog, to kmsg, to console.
+    let header = format!("{identifier}\n\n{priority}\n0\n0\n0\n0\n");
+    write_all_blocking(sock.as_fd(), header.as_bytes())?;
+    rustix::net::shutdown(&sock, rustix::net::Shutdown::Read)?;
+    Ok(sock)
+}
+
+/// Writes everything, waiting while the other side is full, but not longer than
+/// [`CLIENT_SEND_TIMEOUT`] at a time.
+fn write_all_blocking(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let result = if is_socket(fd) {
+            rustix::net::send(fd, data, SendFlags::NOSIGNAL)
+        } else {
+            rustix::io::write(fd, data)
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                let mut pfd = [PollFd::new(&fd, PollFlags::OUT)];
+                let timeout = rustix::event::Timespec {
+                    tv_sec: CLIENT_SEND_TIMEOUT.as_secs() as i64,
+                    tv_nsec: 0,
+                };
+                match rustix::event::poll(&mut pfd, Some(&timeout)) {
+                    Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn is_socket(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+    })
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// A signalfd for every signal (they are all blocked in the init already).
+fn signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: sigfillset initialises the zeroed set; signalfd with -1 makes a new descriptor,
+    // which we then own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        let fd: RawFd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn read_signals(fd: &OwnedFd) -> Vec<i32> {
+    let mut out = Vec::new();
+    // SAFETY: signalfd_siginfo is plain old data; an all-zero value is valid.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    loop {
+        // SAFETY: reads at most `size` bytes into `info`, which is that large.
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&raw mut info).cast::<libc::c_void>(), size) };
+        if n != size as isize {
+            return out;
+        }
+        out.push(info.ssi_signo as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_in_pieces() {
+        let mut bytes = frames(INPUT, b"ls\r");
+        bytes.extend(resize_frame(40, 132));
+        // Nothing to say, no frame.
+        assert!(frames(INPUT, b"").is_empty());
+        let mut r = FrameReader::default();
+        let mut got = Vec::new();
+        for b in bytes {
+            r.push(&[b]);
+            while let Some(f) = r.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(
+            got,
+            [Frame::Input(b"ls\r".to_vec()), Frame::Resize(40, 132)]
+        );
+        let big = vec![7u8; MAX_FRAME + 10];
+        let mut r = FrameReader::default();
+        r.push(&frames(INPUT, &big));
+        let mut total = 0;
+        while let Some(Frame::Input(d)) = r.next_frame().unwrap() {
+            total += d.len();
+        }
+        assert_eq!(total, big.len());
+    }
+
+    #[test]
+    fn bad_frames_are_refused() {
+        let mut r = FrameReader::default();
+        r.push(&[b'x', 0, 0]);
+        assert!(r.next_frame().is_err());
+        let mut r = FrameReader::default();
+        r.push(&[RESIZE, 0, 3, 1, 2, 3]);
+        assert!(r.next_frame().is_err());
+    }
+
+    #[test]
+    fn journal_text_drops_carriage_returns_before_newlines() {
+        let mut j = JournalText::default();
+        assert_eq!(j.convert(b"a\r\nb\r"), b"a\nb");
+        assert_eq!(j.convert(b"\nc\rd"), b"\nc\rd");
+    }
+}
