@@ -192,7 +192,7 @@ fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
         &registry,
         &name,
         spec,
-        caller_output.as_ref(),
+        caller_output,
         StartParts {
             process,
             security,
@@ -323,7 +323,7 @@ fn start_attached(
     registry: &Registry,
     name: &cleat::spec::Name,
     spec: &Spec,
-    caller_output: Option<&CallerOutput>,
+    caller_output: Option<CallerOutput>,
     parts: StartParts<'_>,
 ) -> Result<ExitCode, anyhow::Error> {
     let StartParts {
@@ -393,6 +393,15 @@ fn start_attached(
     }
     let rootfs = RootfsPlan::new(root, overlay, &options);
     let tty = spec.tty.unwrap_or(false);
+    // A foreground run: the payload's stdout and stderr are pipes that cleat passes on.
+    let caller_output = caller_output.filter(|_| !tty);
+    let pipes = match caller_output {
+        Some(_) => {
+            let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+            Some([pipe()?, pipe()?])
+        }
+        None => None,
+    };
     let listener = if tty {
         Some(console_listener(&registry.state.dir(name))?)
     } else {
@@ -409,8 +418,8 @@ fn start_attached(
         namespaces: launch::namespaces(!host_network && joined.is_none()),
         notify: notify_mode,
         security: &security,
-        // With a terminal, or a caller to pass output to, the init does it.
-        init: spec.init.unwrap_or(false) || tty || caller_output.is_some(),
+        // With a terminal, the init holds it.
+        init: spec.init.unwrap_or(false) || tty,
         connect_network: connect
             .as_ref()
             .map(|c| c as &dyn Fn(i32) -> Result<(), String>),
@@ -420,10 +429,9 @@ fn start_attached(
             first_client,
             interactive: spec.interactive.unwrap_or(false),
         }),
-        streams: caller_output.filter(|_| !tty).map(|c| launch::Streams {
-            to_caller: [c.to_caller[0].as_fd(), c.to_caller[1].as_fd()],
-            to_journal: [c.to_journal[0].as_fd(), c.to_journal[1].as_fd()],
-        }),
+        output_pipes: pipes
+            .as_ref()
+            .map(|[(_, out), (_, err)]| [out.as_fd(), err.as_fd()]),
     };
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
@@ -435,15 +443,27 @@ fn start_attached(
     match outcome {
         // The container runs: whatever happens now is not a failed start (its network stays).
         Outcome::HandedOver { pidfd, .. } => {
-            if let Some(relay) = relay {
-                if let Err(e) = relay.run(std::os::fd::AsFd::as_fd(&pidfd)) {
-                    diag::error(format_args!(
-                        "relaying the container's notifications to systemd: {e}"
-                    ));
-                    return Ok(ExitCode::FAILURE);
+            // The output of a foreground run, until the container has none left to give.
+            let streams = match (pipes, caller_output) {
+                (Some([(out, out_w), (err, err_w)]), Some(c)) => {
+                    // Only the container may hold the write ends now: its end is their end.
+                    drop((out_w, err_w));
+                    let streams = cleat::runtime::console::Streams {
+                        from_payload: [out, err],
+                        to_caller: c.to_caller,
+                        to_journal: c.to_journal,
+                    };
+                    Some(std::thread::spawn(move || {
+                        cleat::runtime::console::pass_on_streams(streams)
+                    }))
                 }
+                _ => None,
+            };
+            let result = relay_notifications(relay, &pidfd);
+            if let Some(streams) = streams {
+                let _ = streams.join();
             }
-            Ok(ExitCode::SUCCESS)
+            result
         }
         // Not under systemd, no ExecStopPost: the network goes now.
         Outcome::Exited(code) => {
@@ -453,6 +473,22 @@ fn start_attached(
             Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
         }
     }
+}
+
+/// With `notify = "container"`: relays the container's notifications until it ends.
+fn relay_notifications(
+    relay: Option<notify::Relay>,
+    pidfd: &std::os::fd::OwnedFd,
+) -> Result<ExitCode, anyhow::Error> {
+    if let Some(relay) = relay {
+        if let Err(e) = relay.run(pidfd.as_fd()) {
+            diag::error(format_args!(
+                "relaying the container's notifications to systemd: {e}"
+            ));
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The socket `cleat attach` connects to (the container's init listens on it), made afresh

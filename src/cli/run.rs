@@ -213,10 +213,12 @@ pub async fn start_adhoc(
     let unit_of = |n: &cleat::spec::Name| registry.unit_of(n);
     let mut props = props::transient(spec, &record.id, &exe()?, &unit_of);
     if stdio.stdout.is_some() {
+        // cleat passes the output on (see `console::Streams`), and the unit lasts until it has.
         props.push(props::Prop::Environment(vec![format!(
             "{}=1",
             cleat::runtime::console::RELAY_ENV
         )]));
+        props.push(props::Prop::ExitType("cgroup"));
     }
     let mut attempt = 0;
     let job = loop {

@@ -40,17 +40,6 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
         // cleat went away (killed, or failed to notify systemd): do not start the payload.
         _ => sys::exit_now(EXIT_SETUP),
     }
-    // A foreground run's output goes through the init: pipes for the payload's stdout and
-    // stderr.
-    let pipes = match l.streams.as_ref().map(|_| output_pipes()) {
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) => exec_failed(
-            &sock,
-            EXIT_CANNOT_INVOKE,
-            format!("making the pipes for the container's output: {e}"),
-        ),
-        None => None,
-    };
     if l.init {
         // `--init`: this process stays as the container's PID 1 and a child of it runs the
         // payload. The child keeps the handshake socket (its exec closes it); we drop ours.
@@ -58,14 +47,10 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
             Ok(sys::Forked::Child) => {}
             Ok(sys::Forked::Parent(payload)) => {
                 drop(sock);
-                match (prepared.terminal, &l.terminal, pipes, &l.streams) {
-                    (Some(pty), Some(t), _, _) => {
+                match (prepared.terminal, &l.terminal) {
+                    (Some(pty), Some(t)) => {
                         drop(pty.slave);
                         super::init::run_console(payload, pty.master, t);
-                    }
-                    (_, _, Some([(out, out_w), (err, err_w)]), Some(s)) => {
-                        drop((out_w, err_w));
-                        super::init::run_streams(payload, [out, err], s);
                     }
                     _ => super::init::run(payload),
                 }
@@ -77,8 +62,8 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
             ),
         }
     }
-    if let Some([(_, out), (_, err)]) = &pipes {
-        for (fd, target) in [(out, 1), (err, 2)] {
+    if let Some(pipes) = &l.output_pipes {
+        for (fd, target) in pipes.iter().zip([1, 2]) {
             // SAFETY: dup2 onto a standard descriptor this process owns.
             if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(fd), target) } == -1 {
                 let e = io::Error::last_os_error();
@@ -104,15 +89,6 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
     }
     let (code, message) = exec(&prepared);
     exec_failed(&sock, code, message)
-}
-
-/// Two pipes, (read end, write end) each, for the payload's stdout and stderr.
-fn output_pipes() -> io::Result<[(OwnedFd, OwnedFd); 2]> {
-    let flags = rustix::pipe::PipeFlags::CLOEXEC;
-    Ok([
-        rustix::pipe::pipe_with(flags)?,
-        rustix::pipe::pipe_with(flags)?,
-    ])
 }
 
 /// Tells cleat the command cannot be run, and exits with `code` (126 or 127).

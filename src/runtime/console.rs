@@ -343,10 +343,12 @@ impl Relay {
     }
 }
 
-/// What the init holds for a foreground run's output: the payload's stdout and stderr come
-/// through pipes, and go to the caller's (the unit's stdout and stderr were given by `cleat
-/// run`) and to the journal, in which the container's output belongs as much as for a
-/// container in the background.
+/// A foreground run's output: the payload's stdout and stderr come through pipes, and cleat
+/// (the unit's `ExecStart=` process, which stays for this) passes them to the caller's (the
+/// unit's stdout and stderr were given by `cleat run`) and to the journal, in which the
+/// container's output belongs as much as for a container in the background. The unit has
+/// `ExitType=cgroup`, so it does not count as stopped before this has passed on the last of
+/// it; the payload stays the container's PID 1 and the unit's main process.
 pub struct Streams {
     /// Read ends of the payload's stdout and stderr.
     pub from_payload: [OwnedFd; 2],
@@ -356,46 +358,20 @@ pub struct Streams {
     pub to_journal: [OwnedFd; 2],
 }
 
-/// The init's loop for a foreground run: passes the payload's output on until it exits (and
-/// its pipes are empty); returns its exit code. A caller that went away only stops getting
-/// copies: the journal still gets everything.
-pub fn serve_streams(streams: Streams, payload: rustix::process::Pid) -> i32 {
-    let Ok(signals) = signalfd() else {
-        return 1;
-    };
+/// Passes the payload's output on until no process has its pipes open any more (the
+/// container has ended). A caller that went away only stops getting copies: the journal still
+/// gets everything.
+pub fn pass_on_streams(streams: Streams) {
     let Streams {
         from_payload,
         to_caller,
         to_journal,
     } = streams;
-    for fd in &from_payload {
-        let _ = set_nonblocking(fd.as_fd());
-    }
     let mut open = [true, true];
     let mut caller = [true, true];
-    let pass_on = |i: usize, open: &mut [bool; 2], caller: &mut [bool; 2]| -> bool {
-        let mut buf = [0u8; 64 * 1024];
-        match rustix::io::read(&from_payload[i], &mut buf) {
-            Ok(0) => {
-                open[i] = false;
-                false
-            }
-            Ok(n) => {
-                if caller[i] && write_all_blocking(to_caller[i].as_fd(), &buf[..n]).is_err() {
-                    caller[i] = false;
-                }
-                let _ = write_all_blocking(to_journal[i].as_fd(), &buf[..n]);
-                true
-            }
-            Err(Errno::AGAIN | Errno::INTR) => false,
-            Err(_) => {
-                open[i] = false;
-                false
-            }
-        }
-    };
-    loop {
-        let mut fds = vec![PollFd::new(&signals, PollFlags::IN)];
+    let mut buf = vec![0u8; 64 * 1024];
+    while open.iter().any(|o| *o) {
+        let mut fds = Vec::new();
         let mut which = Vec::new();
         for (i, fd) in from_payload.iter().enumerate() {
             // A pipe whose writers are all gone reports a hang-up at every poll: left out.
@@ -406,28 +382,26 @@ pub fn serve_streams(streams: Streams, payload: rustix::process::Pid) -> i32 {
         }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(Errno::INTR) => {}
-            Err(_) => return 1,
+            Err(_) => return,
         }
-        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        let ready: Vec<usize> = which
+            .iter()
+            .zip(fds.iter())
+            .filter(|(_, f)| !f.revents().is_empty())
+            .map(|(i, _)| *i)
+            .collect();
         drop(fds);
-        for (k, &i) in which.iter().enumerate() {
-            if revents[1 + k].intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-                pass_on(i, &mut open, &mut caller);
-            }
-        }
-        if revents[0].intersects(PollFlags::IN) {
-            for sig in read_signals(&signals) {
-                if sig == libc::SIGCHLD {
-                    if let Some(code) = super::init::reap(payload) {
-                        // What the payload wrote before it ended is still in the pipes.
-                        for i in 0..2 {
-                            while open[i] && pass_on(i, &mut open, &mut caller) {}
-                        }
-                        return code;
+        for i in ready {
+            match rustix::io::read(&from_payload[i], &mut buf) {
+                Ok(0) => open[i] = false,
+                Ok(n) => {
+                    if caller[i] && write_all_blocking(to_caller[i].as_fd(), &buf[..n]).is_err() {
+                        caller[i] = false;
                     }
-                } else if sig != libc::SIGPIPE {
-                    super::init::forward(payload, sig);
+                    let _ = write_all_blocking(to_journal[i].as_fd(), &buf[..n]);
                 }
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(_) => open[i] = false,
             }
         }
     }

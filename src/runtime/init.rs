@@ -104,39 +104,6 @@ pub fn run_console(payload: i32, master: OwnedFd, t: &super::launch::Terminal<'_
     sys::exit_now(super::console::serve(console, payload))
 }
 
-/// The init of a foreground run: relays the payload's output (see
-/// [`super::console::serve_streams`]); never returns. Only those descriptors stay open.
-pub fn run_streams(payload: i32, from_payload: [OwnedFd; 2], s: &super::launch::Streams<'_>) -> ! {
-    let Some(payload) = Pid::from_raw(payload) else {
-        sys::exit_now(1);
-    };
-    let [out, err] = from_payload;
-    let sources = [
-        out.as_fd(),
-        err.as_fd(),
-        s.to_caller[0],
-        s.to_caller[1],
-        s.to_journal[0],
-        s.to_journal[1],
-    ];
-    let count = sources.len() as u32;
-    let Ok(mut placed) = place(&sources) else {
-        sys::exit_now(1);
-    };
-    std::mem::forget((out, err));
-    if sys::close_from(3 + count).is_err() {
-        sys::exit_now(1);
-    }
-    let _ = rustix::thread::set_name(c"cleat-init");
-    let mut take = || placed.remove(0);
-    let streams = super::console::Streams {
-        from_payload: [take(), take()],
-        to_caller: [take(), take()],
-        to_journal: [take(), take()],
-    };
-    sys::exit_now(super::console::serve_streams(streams, payload))
-}
-
 /// Puts copies of `fds` on descriptors 3, 4, ... (first out of the way, then into place) and
 /// returns them owned; the caller then closes everything above. The originals must not be
 /// closed by their owners afterwards (they are among those closed).

@@ -70,15 +70,9 @@ pub struct Launch<'a> {
     /// Run the payload on a terminal of the container's own, held by the init (which `init`
     /// must then ask for).
     pub terminal: Option<Terminal<'a>>,
-    /// A foreground run's output, relayed by the init (which `init` must then ask for): the
-    /// caller's stdout and stderr, and journal streams for copies.
-    pub streams: Option<Streams<'a>>,
-}
-
-/// Where a foreground run's output goes: see [`super::console::Streams`].
-pub struct Streams<'a> {
-    pub to_caller: [std::os::fd::BorrowedFd<'a>; 2],
-    pub to_journal: [std::os::fd::BorrowedFd<'a>; 2],
+    /// A foreground run's output: the write ends of the pipes that become the payload's
+    /// stdout and stderr (see [`super::console::Streams`]).
+    pub output_pipes: Option<[std::os::fd::BorrowedFd<'a>; 2]>,
 }
 
 /// The container's terminal: where clients connect, and how.

@@ -69,6 +69,8 @@ pub enum Prop {
     StartLimitBurst(u32),
     StartLimitInterval(Timeout),
     Type(&'static str),
+    /// `cgroup`: the unit stops when its last process has (not its main one).
+    ExitType(&'static str),
     NotifyAccess(&'static str),
     ExecStart(ExecCommand),
     ExecStopPost(ExecCommand),
@@ -224,6 +226,7 @@ impl Prop {
             Prop::StartLimitBurst(_) => (Unit, "StartLimitBurst"),
             Prop::StartLimitInterval(_) => (Unit, "StartLimitIntervalSec"),
             Prop::Type(_) => (Service, "Type"),
+            Prop::ExitType(_) => (Service, "ExitType"),
             Prop::NotifyAccess(_) => (Service, "NotifyAccess"),
             Prop::ExecStart(_) => (Service, "ExecStart"),
             Prop::ExecStopPost(_) => (Service, "ExecStopPost"),
@@ -269,6 +272,7 @@ impl Prop {
             | Prop::TimeoutStop(t)
             | Prop::RestartDelay(t) => t.to_unit_file(),
             Prop::Type(s)
+            | Prop::ExitType(s)
             | Prop::NotifyAccess(s)
             | Prop::KillMode(s)
             | Prop::CollectMode(s)
@@ -309,6 +313,7 @@ impl Prop {
             Prop::StartLimitBurst(n) => ("StartLimitBurst", V::U32(*n)),
             Prop::StartLimitInterval(t) => ("StartLimitIntervalUSec", V::U64(t.as_usec())),
             Prop::Type(s) => ("Type", V::Str((*s).into())),
+            Prop::ExitType(s) => ("ExitType", V::Str((*s).into())),
             Prop::NotifyAccess(s) => ("NotifyAccess", V::Str((*s).into())),
             Prop::ExecStart(c) => ("ExecStart", exec(c)),
             Prop::ExecStopPost(c) => ("ExecStopPost", exec(c)),
