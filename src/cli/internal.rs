@@ -418,17 +418,12 @@ fn start_attached(
         namespaces: launch::namespaces(!host_network && joined.is_none()),
         notify: notify_mode,
         security: &security,
-        // With a terminal, the init holds it.
-        init: spec.init.unwrap_or(false) || tty,
+        init: spec.init.unwrap_or(false),
         connect_network: connect
             .as_ref()
             .map(|c| c as &dyn Fn(i32) -> Result<(), String>),
         join_network: joined.map(|(netns, _)| std::os::fd::AsFd::as_fd(netns)),
-        terminal: listener.as_ref().map(|l| launch::Terminal {
-            listener: l.as_fd(),
-            first_client,
-            interactive: spec.interactive.unwrap_or(false),
-        }),
+        terminal: tty.then_some(launch::Terminal { first_client }),
         output_pipes: pipes
             .as_ref()
             .map(|[(_, out), (_, err)]| [out.as_fd(), err.as_fd()]),
@@ -442,7 +437,24 @@ fn start_attached(
     }
     match outcome {
         // The container runs: whatever happens now is not a failed start (its network stays).
-        Outcome::HandedOver { pidfd, .. } => {
+        Outcome::HandedOver {
+            pidfd, terminal, ..
+        } => {
+            // The container's terminal, held here until the container has ended.
+            let console = match (terminal, listener) {
+                (Some(master), Some(listener)) => {
+                    let console = cleat::runtime::console::Console {
+                        master,
+                        listener: listener.into(),
+                        first_client: first_client.map(|c| c.try_clone_to_owned()).transpose()?,
+                        interactive: spec.interactive.unwrap_or(false),
+                    };
+                    Some(std::thread::spawn(move || {
+                        cleat::runtime::console::serve(console)
+                    }))
+                }
+                _ => None,
+            };
             // The output of a foreground run, until the container has none left to give.
             let streams = match (pipes, caller_output) {
                 (Some([(out, out_w), (err, err_w)]), Some(c)) => {
@@ -460,8 +472,8 @@ fn start_attached(
                 _ => None,
             };
             let result = relay_notifications(relay, &pidfd);
-            if let Some(streams) = streams {
-                let _ = streams.join();
+            for relay in [streams, console].into_iter().flatten() {
+                let _ = relay.join();
             }
             result
         }
@@ -491,7 +503,7 @@ fn relay_notifications(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The socket `cleat attach` connects to (the container's init listens on it), made afresh
+/// The socket `cleat attach` connects to (cleat, beside the container, listens on it), made afresh
 /// in the container's state directory, which only root can enter.
 fn console_listener(dir: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
     let path = dir.join(cleat::state::CONSOLE_SOCKET);

@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::io::Errno;
 
@@ -32,7 +32,12 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
         }
         Err(Failed::Exec(code, message)) => exec_failed(&sock, code, message),
     };
-    if sync::send(&sock, &Message::Ready).is_err() {
+    // The terminal's master side goes to cleat, which holds it beside the container.
+    let ready = match &prepared.terminal {
+        Some(pty) => sync::send_with_fd(&sock, &Message::Ready, pty.master.as_fd()),
+        None => sync::send(&sock, &Message::Ready),
+    };
+    if ready.is_err() {
         sys::exit_now(EXIT_SETUP);
     }
     match sync::recv(&sock) {
@@ -47,13 +52,20 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
             Ok(sys::Forked::Child) => {}
             Ok(sys::Forked::Parent(payload)) => {
                 drop(sock);
-                match (prepared.terminal, &l.terminal) {
-                    (Some(pty), Some(t)) => {
-                        drop(pty.slave);
-                        super::init::run_console(payload, pty.master, t);
+                if let Some(pty) = prepared.terminal {
+                    // The terminal is the payload's; the init keeps no way to it (standard
+                    // input may be the connection of `cleat run -it`, which must end with the
+                    // terminal).
+                    drop(pty);
+                    if let Ok(null) = rustix::fs::open(
+                        "/dev/null",
+                        rustix::fs::OFlags::RDONLY,
+                        rustix::fs::Mode::empty(),
+                    ) {
+                        let _ = rustix::stdio::dup2_stdin(&null);
                     }
-                    _ => super::init::run(payload),
                 }
+                super::init::run(payload);
             }
             Err(e) => exec_failed(
                 &sock,
@@ -76,7 +88,7 @@ pub fn run(sock: OwnedFd, l: &Launch<'_>) -> ! {
         }
     }
     if let Some(pty) = &prepared.terminal {
-        if let Err(e) = super::pty::make_controlling(std::os::fd::AsFd::as_fd(&pty.slave)) {
+        if let Err(e) = super::pty::make_controlling(pty.slave.as_fd()) {
             exec_failed(
                 &sock,
                 EXIT_CANNOT_INVOKE,
@@ -211,7 +223,7 @@ fn open_terminal(t: &super::launch::Terminal<'_>) -> std::io::Result<super::pty:
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let pty = super::pty::open_in(std::os::fd::AsFd::as_fd(&root))?;
+    let pty = super::pty::open_in(root.as_fd())?;
     let (mut rows, mut cols) = super::console::DEFAULT_SIZE;
     if let Some(client) = t.first_client {
         let mut head = [0u8; 7];

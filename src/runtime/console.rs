@@ -11,7 +11,7 @@
 //! 16 bits each).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
@@ -143,14 +143,10 @@ struct Client {
     frames: FrameReader,
 }
 
-/// The init's loop with a terminal: like the plain init's, but signals come through a
-/// signalfd, next to the terminal and its clients. Returns the payload's exit code once it has
-/// exited and the terminal's output has been passed on.
-pub fn serve(console: Console, payload: rustix::process::Pid) -> i32 {
-    let signals = match signalfd() {
-        Ok(fd) => fd,
-        Err(_) => return 1,
-    };
+/// Holds the container's terminal for as long as any process has it open (the container
+/// runs): passes its output on and clients' keys and sizes in, then passes on what it still
+/// had, and returns. Clients see the end of their connection.
+pub fn serve(console: Console) {
     let _ = set_nonblocking(console.master.as_fd());
     let _ = set_nonblocking(console.listener.as_fd());
     let mut relay = Relay {
@@ -165,24 +161,16 @@ pub fn serve(console: Console, payload: rustix::process::Pid) -> i32 {
     if let Some(fd) = console.first_client {
         relay.add_client(fd);
     }
-    loop {
+    while relay.master_open {
         let reading_clients = relay.pending.len() < MAX_PENDING_INPUT;
-        let mut master_events = PollFlags::empty();
-        if relay.master_open {
-            master_events |= PollFlags::IN;
-            if !relay.pending.is_empty() {
-                master_events |= PollFlags::OUT;
-            }
+        let mut master_events = PollFlags::IN;
+        if !relay.pending.is_empty() {
+            master_events |= PollFlags::OUT;
         }
         let mut fds = vec![
-            PollFd::new(&signals, PollFlags::IN),
             PollFd::new(&console.listener, PollFlags::IN),
+            PollFd::new(&relay.master, master_events),
         ];
-        // A terminal nobody has open any more reports a hang-up at every poll: left out.
-        if relay.master_open {
-            fds.push(PollFd::new(&relay.master, master_events));
-        }
-        let first_client = fds.len();
         for c in &relay.clients {
             let events = if reading_clients {
                 PollFlags::IN
@@ -193,7 +181,7 @@ pub fn serve(console: Console, payload: rustix::process::Pid) -> i32 {
         }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(Errno::INTR) => {}
-            Err(_) => return 1,
+            Err(_) => return,
         }
         let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
         drop(fds);
@@ -201,22 +189,21 @@ pub fn serve(console: Console, payload: rustix::process::Pid) -> i32 {
         let ready: Vec<u64> = relay
             .clients
             .iter()
-            .zip(&revents[first_client..])
+            .zip(&revents[2..])
             .filter(|(_, r)| r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR))
             .map(|(c, _)| c.id)
             .collect();
-        if first_client == 3 {
-            if revents[2].intersects(PollFlags::OUT) {
-                relay.write_input();
-            }
-            if revents[2].intersects(PollFlags::IN) {
-                relay.read_output();
-            } else if revents[2].intersects(PollFlags::HUP | PollFlags::ERR) {
-                // No process has the terminal open any more; the payload may still run.
-                relay.master_open = false;
-            }
+        if revents[1].intersects(PollFlags::OUT) {
+            relay.write_input();
         }
         if revents[1].intersects(PollFlags::IN) {
+            relay.read_output();
+        } else if revents[1].intersects(PollFlags::HUP | PollFlags::ERR) {
+            // No process has the terminal open any more: the container has ended.
+            relay.drain();
+            relay.master_open = false;
+        }
+        if revents[0].intersects(PollFlags::IN) {
             if let Ok(fd) = rustix::net::accept_with(&console.listener, SocketFlags::CLOEXEC) {
                 relay.add_client(fd);
             }
@@ -224,18 +211,6 @@ pub fn serve(console: Console, payload: rustix::process::Pid) -> i32 {
         for id in ready {
             if let Some(i) = relay.clients.iter().position(|c| c.id == id) {
                 relay.read_client(i);
-            }
-        }
-        if revents[0].intersects(PollFlags::IN) {
-            for sig in read_signals(&signals) {
-                if sig == libc::SIGCHLD {
-                    if let Some(code) = super::init::reap(payload) {
-                        relay.drain();
-                        return code;
-                    }
-                } else if sig != libc::SIGPIPE {
-                    super::init::forward(payload, sig);
-                }
             }
         }
     }
@@ -467,36 +442,6 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let flags = rustix::fs::fcntl_getfl(fd)?;
     rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
     Ok(())
-}
-
-/// A signalfd for every signal (they are all blocked in the init already).
-fn signalfd() -> io::Result<OwnedFd> {
-    // SAFETY: sigfillset initialises the zeroed set; signalfd with -1 makes a new descriptor,
-    // which we then own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        let fd: RawFd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-fn read_signals(fd: &OwnedFd) -> Vec<i32> {
-    let mut out = Vec::new();
-    // SAFETY: signalfd_siginfo is plain old data; an all-zero value is valid.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    loop {
-        // SAFETY: reads at most `size` bytes into `info`, which is that large.
-        let n = unsafe { libc::read(fd.as_raw_fd(), (&raw mut info).cast::<libc::c_void>(), size) };
-        if n != size as isize {
-            return out;
-        }
-        out.push(info.ssi_signo as i32);
-    }
 }
 
 #[cfg(test)]

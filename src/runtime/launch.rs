@@ -67,22 +67,18 @@ pub struct Launch<'a> {
     /// Another container's network namespace (`container:NAME`), joined by the first process
     /// before anything else.
     pub join_network: Option<std::os::fd::BorrowedFd<'a>>,
-    /// Run the payload on a terminal of the container's own, held by the init (which `init`
-    /// must then ask for).
+    /// Run the payload on a terminal of the container's own, whose master side comes back in
+    /// [`Outcome::HandedOver`].
     pub terminal: Option<Terminal<'a>>,
     /// A foreground run's output: the write ends of the pipes that become the payload's
     /// stdout and stderr (see [`super::console::Streams`]).
     pub output_pipes: Option<[std::os::fd::BorrowedFd<'a>; 2]>,
 }
 
-/// The container's terminal: where clients connect, and how.
+/// The container's terminal.
 pub struct Terminal<'a> {
-    /// A listening Unix socket for `cleat attach`.
-    pub listener: std::os::fd::BorrowedFd<'a>,
     /// A client already connected (`cleat run -it`), whose first frame may give the size.
     pub first_client: Option<std::os::fd::BorrowedFd<'a>>,
-    /// Clients' keys reach the terminal.
-    pub interactive: bool,
 }
 
 /// How it ended, from cleat's point of view.
@@ -94,6 +90,8 @@ pub enum Outcome {
     HandedOver {
         pid: i32,
         pidfd: std::os::fd::OwnedFd,
+        /// The master side of the container's terminal (`terminal`).
+        terminal: Option<std::os::fd::OwnedFd>,
     },
     /// Not under systemd: the container ran to completion with this exit code (128 + signal
     /// number if a signal ended it, as a shell reports it).
@@ -146,7 +144,8 @@ fn parent(
     l: &Launch<'_>,
 ) -> Result<Outcome, LaunchError> {
     let mode = l.notify;
-    match sync::recv(&sock).map_err(LaunchError::Sync)? {
+    let (message, terminal) = sync::recv_with_fd(&sock).map_err(LaunchError::Sync)?;
+    match message {
         Some(Message::Ready) => {}
         Some(Message::SetupFailed(msg)) => {
             reap_if_ours(pid, supervised);
@@ -208,7 +207,11 @@ fn parent(
         }
     }
     match pidfd {
-        Some(pidfd) => Ok(Outcome::HandedOver { pid, pidfd }),
+        Some(pidfd) => Ok(Outcome::HandedOver {
+            pid,
+            pidfd,
+            terminal,
+        }),
         None => wait(pid).map(Outcome::Exited),
     }
 }

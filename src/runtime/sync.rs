@@ -3,9 +3,12 @@
 //! on cleat's side as end-of-file).
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 
 /// What one side tells the other.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,54 @@ fn decode(buf: &[u8]) -> io::Result<Message> {
             io::ErrorKind::InvalidData,
             "garbled message from the container's first process",
         )),
+    }
+}
+
+/// Sends `msg` with a descriptor attached (`SCM_RIGHTS`).
+pub fn send_with_fd(fd: &OwnedFd, msg: &Message, attached: BorrowedFd<'_>) -> io::Result<()> {
+    let bytes = encode(msg);
+    let fds = [attached];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        fd,
+        &[io::IoSlice::new(&bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// The next message and the descriptor sent with it, if any (see [`recv`]).
+pub fn recv_with_fd(fd: &OwnedFd) -> io::Result<(Option<Message>, Option<OwnedFd>)> {
+    let mut buf = [0u8; 4096];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        match rustix::net::recvmsg(
+            fd,
+            &mut [io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(r) => {
+                let mut attached = None;
+                for message in control.drain() {
+                    if let RecvAncillaryMessage::ScmRights(fds) = message {
+                        for fd in fds {
+                            attached.get_or_insert(fd);
+                        }
+                    }
+                }
+                if r.bytes == 0 {
+                    return Ok((None, attached));
+                }
+                return Ok((Some(decode(&buf[..r.bytes])?), attached));
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

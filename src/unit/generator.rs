@@ -58,6 +58,10 @@ pub fn unit_level_digest(spec: &Spec) -> String {
     if let Some(crate::spec::NetworkMode::Container(other)) = &spec.network {
         unit_level["network-container"] = serde_json::Value::String(other.to_string());
     }
+    // A terminal makes the unit last until cleat has passed its output on (ExitType=cgroup).
+    if spec.tty == Some(true) {
+        unit_level["tty"] = serde_json::Value::Bool(true);
+    }
     super::digest(&unit_level.to_string())
 }
 

@@ -430,6 +430,11 @@ pub fn translate(spec: &Spec, unit_of: UnitNamer<'_>) -> Vec<Prop> {
     if needs_notify_access_all(spec) {
         props.push(Prop::NotifyAccess("all"));
     }
+    if spec.tty == Some(true) {
+        // cleat holds the terminal beside the container and passes on its last output after
+        // the payload exits: the unit lasts until it has.
+        props.push(Prop::ExitType("cgroup"));
+    }
     props.extend(resources(spec));
     props
 }

@@ -23,10 +23,11 @@ fn run_it_gives_a_terminal_with_editing_signals_and_sizes() {
     let mut t = Term::spawn(&run_argv(&c, &["-it"], &["sh"]), 30, 100);
     t.expect("# ", T);
     // The terminal is the container's own, of the size of ours from the start.
-    t.send("tty; stty size; echo TERM=$TERM\r");
+    t.send("tty; stty size; echo TERM=$TERM pid=$$\r");
     t.expect("/dev/pts/0", T);
     t.expect("30 100", T);
-    t.expect("TERM=xterm", T);
+    // The shell is the container's PID 1, as without a terminal.
+    t.expect("TERM=xterm pid=1", T);
     // Window size changes reach it.
     t.resize(41, 123);
     t.send("stty size\r");
@@ -106,6 +107,9 @@ fn a_declared_container_with_a_terminal() {
         "rootfs = \"{}\"\ncommand = [\"sh\"]\ntty = true\ninteractive = true\n",
         c.rootfs()
     ));
+    h.daemon_reload();
+    // The unit lasts until cleat has passed the terminal's last output on.
+    assert_eq!(h.prop(&unit, "ExitType"), "cgroup");
     h.systemctl(&["start", &unit]).ok();
     expect_active(&unit);
     let mut a = Term::spawn(&[CLEAT, "attach", &c.name], 24, 80);
