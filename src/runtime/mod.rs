@@ -5,6 +5,7 @@
 pub mod caps;
 mod child;
 pub mod etc;
+pub mod exec;
 mod init;
 pub mod launch;
 pub mod limits;
