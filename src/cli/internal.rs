@@ -366,6 +366,7 @@ fn start_attached(
             .map(|c| c as &dyn Fn(i32) -> Result<(), String>),
         join_network: joined.map(|(netns, _)| std::os::fd::AsFd::as_fd(netns)),
     };
+    super::exec::record_for_exec(registry, name, spec, &process, &security);
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
     if let Err(e) = cleat::rootfs::volumes::mark_filled(&rootfs.mounts, &VolumeStore::system()) {

@@ -2,6 +2,7 @@
 
 mod config;
 mod diag;
+mod exec;
 mod image;
 mod inspect;
 mod internal;
@@ -11,8 +12,8 @@ mod logs;
 mod network;
 mod prepare;
 mod ps;
-mod terminal;
 mod run;
+mod terminal;
 mod volume;
 
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Show a container's output (from the journal)
     Logs(logs::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
     /// Pull an image from a registry
     Pull(image::PullArgs),
     /// List images
@@ -185,6 +188,7 @@ pub fn main() -> ExitCode {
         Command::Ps(a) => ps::ps(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Logs(a) => logs::logs(a),
+        Command::Exec(a) => exec::exec(a),
         Command::Pull(a) => image::pull(a),
         Command::Images(a) => image::images(a),
         Command::Image(c) => image::image(c),
