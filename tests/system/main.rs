@@ -9,6 +9,7 @@
 
 mod host;
 mod inside;
+mod pty;
 
 mod bad_input;
 mod cli;
@@ -16,6 +17,7 @@ mod config;
 mod declared;
 mod errors;
 mod escape;
+mod exec;
 mod images;
 mod init;
 mod isolation;
