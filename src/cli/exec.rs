@@ -243,10 +243,18 @@ fn attach(unit: &str, pid: i32, helper: i32) -> Result<(), Failure> {
         if !still {
             return Err(anyhow!("the container stopped"));
         }
-        systemd
-            .attach_processes(unit, &[helper])
-            .await
-            .with_context(|| format!("moving the process into {unit}'s control group"))?;
+        let attached = systemd.attach_processes(unit, &[helper]).await;
+        if let Err(e) = attached {
+            let hint = if e.to_string().contains("non-delegated") {
+                "\nhint: the unit was started by an older cleat, whose units were not delegated; \
+                 restart the container (for a declared one, after `systemctl daemon-reload`)"
+            } else {
+                ""
+            };
+            return Err(anyhow!(
+                "moving the process into {unit}'s control group: {e}{hint}"
+            ));
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(())
