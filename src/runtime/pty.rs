@@ -38,7 +38,9 @@ pub fn open_in(root: BorrowedFd<'_>) -> io::Result<Pty> {
     let fs = rustix::fs::fstatfs(&master)?;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
     if fs.f_type as i64 != DEVPTS_SUPER_MAGIC {
-        return Err(io::Error::other("dev/pts/ptmx is not on a devpts file system"));
+        return Err(io::Error::other(
+            "dev/pts/ptmx is not on a devpts file system",
+        ));
     }
     rustix::pty::unlockpt(&master)?;
     let mut index: libc::c_uint = 0;
