@@ -332,19 +332,25 @@ fn relay_terminal(
         let mut fds = vec![
             PollFd::new(signals, PollFlags::IN),
             PollFd::from_borrowed_fd(process.pidfd(), PollFlags::IN),
-            PollFd::new(&master, master_events),
         ];
-        if let Some(fd) = stdin {
+        // Polled only for something: a hung-up terminal reports POLLHUP whatever is asked, and
+        // would keep the loop spinning while the process runs on without it.
+        let master_at = (!master_events.is_empty()).then(|| {
+            fds.push(PollFd::new(&master, master_events));
+            fds.len() - 1
+        });
+        let input_at = stdin.map(|fd| {
             fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
-        }
+            fds.len() - 1
+        });
         match rustix::event::poll(&mut fds, None) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(anyhow!("waiting for the terminal: {e}")),
         }
         let exited = !fds[1].revents().is_empty();
-        let master_ready = fds[2].revents();
-        let input_ready = fds.get(3).is_some_and(|f| !f.revents().is_empty());
+        let master_ready = master_at.map_or(PollFlags::empty(), |i| fds[i].revents());
+        let input_ready = input_at.is_some_and(|i| !fds[i].revents().is_empty());
         drop(fds);
 
         while let Some(sig) = signals.read()? {
@@ -450,8 +456,13 @@ fn write_some(master: &OwnedFd, pending: &mut Vec<u8>) {
                 pending.drain(..n);
             }
             Err(rustix::io::Errno::INTR) => {}
-            // Full (AGAIN), or gone: what was typed waits, or has nowhere to go.
-            Err(_) => return,
+            // Full: what was typed waits.
+            Err(rustix::io::Errno::AGAIN) => return,
+            // Nobody reads the terminal any more: what was typed has nowhere to go.
+            Err(_) => {
+                pending.clear();
+                return;
+            }
         }
     }
 }

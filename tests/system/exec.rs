@@ -527,6 +527,46 @@ fn exec_with_a_terminal() {
     assert_eq!(t.wait(wait), Some(3), "{}", t.all());
 }
 
+/// CPU time (user + system, in clock ticks) of a process on the host.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|n| n.parse::<u64>().ok()).sum())
+}
+
+#[test]
+fn exec_with_a_terminal_the_process_no_longer_uses() {
+    let c = Case::new("exec-tty-closed");
+    running(&c, &[]);
+    let argv = [
+        CLEAT,
+        "exec",
+        "-it",
+        &c.name,
+        "sh",
+        "-c",
+        "echo closing; exec </dev/null >/dev/null 2>&1; sleep 2; exit 4",
+    ];
+    let mut t = Terminal::spawn(host().command(&argv), 24, 80).expect("spawning cleat exec");
+    t.read_until("closing", 10 * SECOND)
+        .unwrap_or_else(|all| panic!("{all}"));
+    let nsenter = t.pid();
+    let cleat: u32 = std::fs::read_to_string(format!("/proc/{nsenter}/task/{nsenter}/children"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        .expect("the cleat process");
+    let before = cpu_ticks(cleat);
+    std::thread::sleep(Duration::from_millis(1500));
+    let spent = cpu_ticks(cleat) - before;
+    // cleat waits for the process without a terminal to relay, it does not spin.
+    assert!(spent < 20, "cleat used {spent} ticks of CPU in 1.5 s");
+    assert_eq!(t.wait(10 * SECOND), Some(4), "{}", t.all());
+}
+
 #[test]
 fn exec_detach_keys_leave_the_process_running() {
     let c = Case::new("exec-detach");
