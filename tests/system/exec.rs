@@ -211,6 +211,25 @@ fn exec_runs_in_the_containers_namespaces_root_and_pid_namespace() {
 }
 
 #[test]
+fn exec_into_a_container_with_init_on_the_hosts_network() {
+    let c = Case::new("exec-init");
+    running(&c, &["--init", "--network", "host"]);
+    // PID 1 is cleat's init (its main process), the payload its child; both are found.
+    let out = exec(&[
+        &c.name,
+        "sh",
+        "-c",
+        "cat /proc/1/comm; tr '\\0' ' ' </proc/2/cmdline",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains(GRACEFUL), "{out}");
+    // The network namespace is the test host's own, as the container's.
+    let inside = exec(&[&c.name, "readlink", "/proc/self/ns/net"]);
+    inside.ok();
+    assert_eq!(inside.stdout.trim(), crate::inside::host_ns("net"));
+}
+
+#[test]
 fn exec_into_a_declared_container_uses_the_settings_of_its_start() {
     let h = host();
     let c = Case::new("exec-decl");
