@@ -428,6 +428,7 @@ fn start_attached(
             .as_ref()
             .map(|[(_, out), (_, err)]| [out.as_fd(), err.as_fd()]),
     };
+    super::exec::record_for_exec(registry, name, spec, &process, &security);
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
     if let Err(e) = cleat::rootfs::volumes::mark_filled(&rootfs.mounts, &VolumeStore::system()) {

@@ -3,6 +3,7 @@
 mod attach;
 mod config;
 mod diag;
+mod exec;
 mod image;
 mod inspect;
 mod internal;
@@ -65,6 +66,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Connect to the terminal of a running container (Ctrl-P Ctrl-Q leaves it running)
     Attach(attach::AttachArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
     /// Pull an image from a registry
     Pull(image::PullArgs),
     /// List images
@@ -189,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Logs(a) => logs::logs(a),
         Command::Attach(a) => attach::attach(a),
+        Command::Exec(a) => exec::exec(a),
         Command::Pull(a) => image::pull(a),
         Command::Images(a) => image::images(a),
         Command::Image(c) => image::image(c),

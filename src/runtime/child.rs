@@ -298,7 +298,7 @@ pub(super) fn restrict(
 /// Docker's lookup: a name with a '/' is used as is, any other is searched in `PATH` (the
 /// container's). The result must be an executable regular file; otherwise the exit code and
 /// message Docker would give (127: not found, 126: cannot be invoked).
-fn find_program(program: &str, path: &str) -> Result<String, (u8, String)> {
+pub(super) fn find_program(program: &str, path: &str) -> Result<String, (u8, String)> {
     let check = |candidate: &str| -> Result<(), Errno> {
         let stat = rustix::fs::stat(candidate)?;
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {

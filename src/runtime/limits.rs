@@ -15,7 +15,8 @@ pub struct Limit {
     pub hard: Option<u64>,
 }
 
-const RESOURCES: &[(&str, Resource)] = &[
+/// Every resource, by Docker's name.
+pub const RESOURCES: &[(&str, Resource)] = &[
     ("as", Resource::As),
     ("core", Resource::Core),
     ("cpu", Resource::Cpu),

@@ -6,6 +6,7 @@ pub mod caps;
 mod child;
 pub mod console;
 pub mod etc;
+pub mod exec;
 mod init;
 pub mod launch;
 pub mod limits;

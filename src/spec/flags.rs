@@ -192,6 +192,25 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// One `-e`/`--env` value: `KEY=VALUE`, or a bare `KEY` that takes `lookup_env`'s value (and
+/// is skipped, `None`, when that has none), as Docker does. Shared by `run`/`create` and `exec`.
+pub fn parse_env_flag(
+    kv: &str,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(String, String)>, FlagError> {
+    let (k, v) = match kv.split_once('=') {
+        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+        None => (kv.to_owned(), lookup_env(kv)),
+    };
+    if k.is_empty() || k.contains('\0') {
+        return Err(FlagError {
+            flag: "--env",
+            message: format!("invalid variable {kv:?}"),
+        });
+    }
+    Ok(v.map(|v| (k, v)))
+}
+
 impl ContainerFlags {
     /// The spec these flags describe. `lookup_env` supplies values for a bare `-e KEY`.
     pub fn to_spec(&self, lookup_env: &dyn Fn(&str) -> Option<String>) -> Result<Spec, FlagError> {
@@ -223,17 +242,7 @@ impl ContainerFlags {
             }
         });
         for kv in &self.env {
-            let (k, v) = match kv.split_once('=') {
-                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                None => (kv.clone(), lookup_env(kv)),
-            };
-            if k.is_empty() || k.contains('\0') {
-                return Err(FlagError {
-                    flag: "--env",
-                    message: format!("invalid variable {kv:?}"),
-                });
-            }
-            if let Some(v) = v {
+            if let Some((k, v)) = parse_env_flag(kv, lookup_env)? {
                 spec.env.insert(k, v);
             }
         }

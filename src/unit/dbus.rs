@@ -40,6 +40,12 @@ trait Manager {
         runtime: bool,
         properties: &[(&str, Value<'_>)],
     ) -> zbus::Result<()>;
+    fn attach_processes_to_unit(
+        &self,
+        name: &str,
+        subcgroup: &str,
+        pids: &[u32],
+    ) -> zbus::Result<()>;
     fn subscribe(&self) -> zbus::Result<()>;
     fn reload(&self) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -438,6 +444,15 @@ impl Systemd {
     pub async fn kill(&self, unit: &str, whom: &str, signal: i32) -> Result<(), BusError> {
         self.manager
             .kill_unit(unit, whom, signal)
+            .await
+            .map_err(|e| BusError::from_call(e, unit))
+    }
+
+    /// `AttachProcessesToUnit`: moves processes (by PID in systemd's PID namespace) into the
+    /// unit's own control group, so systemd accounts for them and stops them with the unit.
+    pub async fn attach_processes(&self, unit: &str, pids: &[u32]) -> Result<(), BusError> {
+        self.manager
+            .attach_processes_to_unit(unit, "", pids)
             .await
             .map_err(|e| BusError::from_call(e, unit))
     }

@@ -102,6 +102,10 @@ pub enum Prop {
     /// A device (a `/dev` path, or `char-GROUP`/`block-GROUP` from /proc/devices, globs
     /// allowed) and the access to it (`r`, `w`, `m` for mknod).
     DeviceAllow(&'static str, &'static str),
+    /// The unit's control group is delegated to it: processes may be added to it later
+    /// (`AttachProcessesToUnit`, which systemd allows only for delegated units: `cleat exec`),
+    /// and systemd leaves what is below it alone, as for nspawn's and Docker's containers.
+    Delegate(bool),
 }
 
 /// A D-Bus value of the types systemd's properties use.
@@ -248,6 +252,7 @@ impl Prop {
             Prop::TasksMax(_) => (Service, "TasksMax"),
             Prop::DevicePolicy(_) => (Service, "DevicePolicy"),
             Prop::DeviceAllow(..) => (Service, "DeviceAllow"),
+            Prop::Delegate(_) => (Service, "Delegate"),
         }
     }
 
@@ -282,7 +287,7 @@ impl Prop {
             Prop::KillSignal(s) => s.to_string(),
             Prop::SuccessExitStatus(s) => (128 + s.number()).to_string(),
             Prop::Restart(r) => r.as_str().to_owned(),
-            Prop::AddRef(b) => if *b { "yes" } else { "no" }.to_owned(),
+            Prop::AddRef(b) | Prop::Delegate(b) => if *b { "yes" } else { "no" }.to_owned(),
             Prop::LogExtraFields(fields) => fields.join(" "),
             Prop::Environment(vars) => vars
                 .iter()
@@ -336,6 +341,7 @@ impl Prop {
                 V::Pairs(vec![((*device).into(), (*access).into())]),
             ),
             Prop::AddRef(b) => ("AddRef", V::Bool(*b)),
+            Prop::Delegate(b) => ("Delegate", V::Bool(*b)),
             Prop::Environment(vars) => ("Environment", V::Strs(vars.clone())),
             Prop::LogExtraFields(fields) => (
                 "LogExtraFields",
@@ -537,6 +543,9 @@ pub fn base(kind: Kind, name: &str, exe: &str) -> Vec<Prop> {
         Prop::DeviceAllow("char-pts", "rw"),
         Prop::DeviceAllow("char-*", "m"),
         Prop::DeviceAllow("block-*", "m"),
+        // `cleat exec` adds its processes to the unit's control group (systemd moves them only
+        // into delegated units), so they count against its limits and stop with it.
+        Prop::Delegate(true),
     ]
 }
 

@@ -17,6 +17,7 @@ mod config;
 mod declared;
 mod errors;
 mod escape;
+mod exec;
 mod images;
 mod init;
 mod isolation;

@@ -85,6 +85,11 @@ impl Term {
         }
     }
 
+    /// The PID of the command started (the `nsenter` that runs it in the test host).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Types `keys`.
     pub fn send(&self, keys: &str) {
         self.send_bytes(keys.as_bytes());
