@@ -32,25 +32,25 @@ use super::{CmdResult, Failure, diag};
 
 #[derive(Args)]
 pub struct ExecArgs {
-    /// Keep STDIN open even if not attached
+    /// Pass standard input to the command
     #[arg(short = 'i', long)]
     interactive: bool,
-    /// Allocate a pseudo-TTY
+    /// Run the command on a pseudo-terminal of the container's
     #[arg(short = 't', long)]
     tty: bool,
-    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    /// Run as this user: a name or UID from the container, optionally with :GROUP
     #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
     user: Option<String>,
-    /// Working directory inside the container
+    /// Working directory in the container (default: the container's)
     #[arg(short = 'w', long, value_name = "DIR")]
     workdir: Option<String>,
-    /// Set environment variables
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from here)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Read in a file of environment variables
+    /// Read environment variables from a file (KEY=VALUE lines)
     #[arg(long = "env-file", value_name = "FILE")]
     env_file: Vec<PathBuf>,
-    /// Override the key sequence for detaching a container
+    /// Keys that detach from the command's terminal and leave it running (default ctrl-p,ctrl-q)
     #[arg(long = "detach-keys", value_name = "KEYS")]
     detach_keys: Option<String>,
     /// The running container
