@@ -60,6 +60,12 @@ pub async fn session(sock: UnixStream, interactive: bool, detach_keys: &[u8]) ->
     } else {
         None
     };
+    let stdout = std::io::stdout();
+    let raw_output = if raw.is_none() {
+        RawMode::output_only(stdout.as_fd()).ok().flatten()
+    } else {
+        None
+    };
     let writer = match sock.try_clone() {
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(_) => return SessionEnd::Closed,
@@ -140,6 +146,7 @@ pub async fn session(sock: UnixStream, interactive: bool, detach_keys: &[u8]) ->
         }
     };
     drop(raw);
+    drop(raw_output);
     if end == SessionEnd::Detached {
         let _ = sock.shutdown(std::net::Shutdown::Both);
     }

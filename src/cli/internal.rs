@@ -441,6 +441,10 @@ fn start_attached(
         Outcome::HandedOver {
             pidfd, terminal, ..
         } => {
+            // From here this process only passes things on, and ends by itself when the
+            // container has: `systemctl kill` (every process of the unit by default) is for
+            // the container, not for it.
+            ignore_signals();
             // The container's terminal, held here until the container has ended.
             let console = match (terminal, listener) {
                 (Some(master), Some(listener)) => {
@@ -449,6 +453,7 @@ fn start_attached(
                         listener: listener.into(),
                         first_client: first_client.map(|c| c.try_clone_to_owned()).transpose()?,
                         interactive: spec.interactive.unwrap_or(false),
+                        main: pidfd.try_clone()?,
                     };
                     Some(std::thread::spawn(move || {
                         cleat::runtime::console::serve(console)
@@ -485,6 +490,23 @@ fn start_attached(
             }
             Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
         }
+    }
+}
+
+/// Signals a `systemctl kill` or a terminal may send to cleat's start process once it has
+/// handed the container over and stays only to pass its terminal or output on.
+fn ignore_signals() {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGPIPE,
+    ] {
+        // SAFETY: sets a standard disposition; no handler runs.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
 }
 

@@ -306,6 +306,7 @@ pub fn run(args: RunArgs) -> CmdResult {
         // whose other end is the unit's stdin (its init serves it), or this command's own
         // stdout and stderr (and stdin with -i) given to the unit, as `systemd-run --pipe`.
         let mut session = None;
+        let mut input_pipe = None;
         let stdin = std::io::stdin();
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
@@ -324,8 +325,17 @@ pub fn run(args: RunArgs) -> CmdResult {
                 ..UnitStdio::default()
             }
         } else {
+            // A terminal never goes into a container: a process left behind there could read
+            // what is typed into it long after (cleat copies into a pipe instead). Anything
+            // else is given as it is.
+            if flags.interactive && stdin.is_terminal() {
+                input_pipe = Some(copy_stdin_through_pipe().map_err(run_error)?);
+            }
             UnitStdio {
-                stdin: flags.interactive.then(|| stdin.as_fd()),
+                stdin: match &input_pipe {
+                    Some(pipe) => Some(pipe.as_fd()),
+                    None => flags.interactive.then(|| stdin.as_fd()),
+                },
                 stdout: Some(stdout.as_fd()),
                 stderr: Some(stderr.as_fd()),
             }
@@ -336,6 +346,8 @@ pub fn run(args: RunArgs) -> CmdResult {
             Some(Forwarded::catch().map_err(run_error)?)
         };
         let started = start_adhoc(&systemd, &registry, &record, &stdio).await;
+        // The unit has its own copy: ours would keep the pipe open after the container ends.
+        drop(input_pipe);
         let session = session.map(|(ours, theirs)| {
             drop(theirs);
             ours
@@ -376,6 +388,17 @@ pub fn run(args: RunArgs) -> CmdResult {
             end.as_ref(),
         ))
     })
+}
+
+/// A pipe whose read end is to be the container's standard input, fed from ours by a thread
+/// (until our input ends, or the container stops reading).
+fn copy_stdin_through_pipe() -> std::io::Result<std::os::fd::OwnedFd> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    std::thread::spawn(move || {
+        let mut pipe = std::fs::File::from(write);
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
+    });
+    Ok(read)
 }
 
 /// The signals a foreground run passes on, caught from before the container starts (so that

@@ -33,6 +33,22 @@ impl<'a> RawMode<'a> {
     }
 }
 
+impl<'a> RawMode<'a> {
+    /// Only the output side: the container's terminal already turned its line ends into CR LF,
+    /// so the local terminal must pass its output through untouched (for `-t` without `-i`,
+    /// where what the user types stays local). `None` if `fd` is not a terminal.
+    pub fn output_only(fd: BorrowedFd<'a>) -> io::Result<Option<RawMode<'a>>> {
+        if !rustix::termios::isatty(fd) {
+            return Ok(None);
+        }
+        let saved = rustix::termios::tcgetattr(fd)?;
+        let mut raw = saved.clone();
+        raw.output_modes.remove(rustix::termios::OutputModes::OPOST);
+        rustix::termios::tcsetattr(fd, OptionalActions::Now, &raw)?;
+        Ok(Some(RawMode { fd, saved }))
+    }
+}
+
 impl Drop for RawMode<'_> {
     fn drop(&mut self) {
         let _ = rustix::termios::tcsetattr(self.fd, OptionalActions::Now, &self.saved);

@@ -30,8 +30,7 @@ pub const RELAY_ENV: &str = "CLEAT_RELAY_OUTPUT";
 const MAX_FRAME: usize = u16::MAX as usize;
 /// Keys the terminal has not taken yet: beyond this, clients are not read until it catches up.
 const MAX_PENDING_INPUT: usize = 64 * 1024;
-/// A client that cannot take the terminal's output for this long is dropped, rather than
-/// holding up the container.
+/// How long the last output may wait for an attach client at the end.
 const CLIENT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The terminal's size before any client says otherwise.
 pub const DEFAULT_SIZE: (u16, u16) = (24, 80);
@@ -126,57 +125,86 @@ impl JournalText {
     }
 }
 
-/// What the init holds for the container's terminal.
+/// What cleat holds for the container's terminal.
 pub struct Console {
     pub master: OwnedFd,
     /// Where `cleat attach` connects.
     pub listener: OwnedFd,
-    /// A client connected before the container started (`cleat run -it`).
+    /// A client connected before the container started (`cleat run -it`): it gets every byte,
+    /// at its own pace (the container waits for it, as for a program's own terminal).
     pub first_client: Option<OwnedFd>,
     /// Whether clients' keys reach the terminal.
     pub interactive: bool,
+    /// A pidfd of the container's main process: the terminal is held until it has ended.
+    pub main: OwnedFd,
 }
 
 struct Client {
     id: u64,
     fd: OwnedFd,
     frames: FrameReader,
+    /// Output it has not taken yet (attach clients; the first client is written to in full).
+    queue: Vec<u8>,
+    first: bool,
 }
 
-/// Holds the container's terminal for as long as any process has it open (the container
-/// runs): passes its output on and clients' keys and sizes in, then passes on what it still
-/// had, and returns. Clients see the end of their connection.
+/// An attach client that falls this far behind is dropped rather than slowing the others.
+const MAX_CLIENT_QUEUE: usize = 1024 * 1024;
+/// After the main process has ended, how long the terminal's last output may take to come
+/// (other processes of the container are being killed meanwhile).
+const FINAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Holds the container's terminal until its main process has ended: passes what it shows on
+/// (journal, clients) and clients' keys and sizes in; then passes on what it still had, and
+/// returns. cleat keeps a descriptor of the terminal itself, so that a payload that closes
+/// its own (and later writes to /dev/console) does not end the terminal.
 pub fn serve(console: Console) {
-    let _ = set_nonblocking(console.master.as_fd());
-    let _ = set_nonblocking(console.listener.as_fd());
+    let Console {
+        master,
+        listener,
+        first_client,
+        interactive,
+        main,
+    } = console;
+    let _ = set_nonblocking(master.as_fd());
+    let _ = set_nonblocking(listener.as_fd());
+    let own_slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        rustix::pty::OpenptFlags::RDWR
+            | rustix::pty::OpenptFlags::NOCTTY
+            | rustix::pty::OpenptFlags::CLOEXEC,
+    )
+    .ok();
     let mut relay = Relay {
-        master: console.master,
-        master_open: true,
-        interactive: console.interactive,
+        master,
+        interactive,
         clients: Vec::new(),
         pending: Vec::new(),
         journal: JournalText::default(),
         next_id: 0,
     };
-    if let Some(fd) = console.first_client {
-        relay.add_client(fd);
+    if let Some(fd) = first_client {
+        relay.add_client(fd, true);
     }
-    while relay.master_open {
+    loop {
         let reading_clients = relay.pending.len() < MAX_PENDING_INPUT;
         let mut master_events = PollFlags::IN;
         if !relay.pending.is_empty() {
             master_events |= PollFlags::OUT;
         }
         let mut fds = vec![
-            PollFd::new(&console.listener, PollFlags::IN),
+            PollFd::new(&main, PollFlags::IN),
+            PollFd::new(&listener, PollFlags::IN),
             PollFd::new(&relay.master, master_events),
         ];
         for c in &relay.clients {
-            let events = if reading_clients {
-                PollFlags::IN
-            } else {
-                PollFlags::empty()
-            };
+            let mut events = PollFlags::empty();
+            if reading_clients {
+                events |= PollFlags::IN;
+            }
+            if !c.queue.is_empty() {
+                events |= PollFlags::OUT;
+            }
             fds.push(PollFd::new(&c.fd, events));
         }
         match rustix::event::poll(&mut fds, None) {
@@ -186,39 +214,50 @@ pub fn serve(console: Console) {
         let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
         drop(fds);
         // By identity: passing output on may drop clients, which moves the others.
-        let ready: Vec<u64> = relay
+        let ready: Vec<(u64, PollFlags)> = relay
             .clients
             .iter()
-            .zip(&revents[2..])
-            .filter(|(_, r)| r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR))
-            .map(|(c, _)| c.id)
+            .zip(&revents[3..])
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(c, r)| (c.id, *r))
             .collect();
-        if revents[1].intersects(PollFlags::OUT) {
+        if revents[2].intersects(PollFlags::OUT) {
             relay.write_input();
         }
-        if revents[1].intersects(PollFlags::IN) {
+        if revents[2].intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
             relay.read_output();
-        } else if revents[1].intersects(PollFlags::HUP | PollFlags::ERR) {
-            // No process has the terminal open any more: the container has ended.
-            relay.drain();
-            relay.master_open = false;
+        }
+        if revents[1].intersects(PollFlags::IN) {
+            if let Ok(fd) = rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
+                relay.add_client(fd, false);
+            }
+        }
+        for (id, r) in ready {
+            if r.intersects(PollFlags::OUT) {
+                relay.flush_client(id);
+            }
+            if r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                if let Some(i) = relay.clients.iter().position(|c| c.id == id) {
+                    relay.read_client(i);
+                }
+            }
         }
         if revents[0].intersects(PollFlags::IN) {
-            if let Ok(fd) = rustix::net::accept_with(&console.listener, SocketFlags::CLOEXEC) {
-                relay.add_client(fd);
+            // The main process has ended. Once nothing has the terminal open, reading it gives
+            // what is left and then EIO (the kernel delivers what was in flight first).
+            drop(own_slave);
+            relay.drain(FINAL_DRAIN);
+            for c in &mut relay.clients {
+                let queue = std::mem::take(&mut c.queue);
+                let _ = write_all_waiting(c.fd.as_fd(), &queue, Some(CLIENT_SEND_TIMEOUT));
             }
-        }
-        for id in ready {
-            if let Some(i) = relay.clients.iter().position(|c| c.id == id) {
-                relay.read_client(i);
-            }
+            return;
         }
     }
 }
 
 struct Relay {
     master: OwnedFd,
-    master_open: bool,
     interactive: bool,
     clients: Vec<Client>,
     pending: Vec<u8>,
@@ -227,47 +266,99 @@ struct Relay {
 }
 
 impl Relay {
-    fn add_client(&mut self, fd: OwnedFd) {
+    fn add_client(&mut self, fd: OwnedFd, first: bool) {
         let _ = set_nonblocking(fd.as_fd());
         self.next_id += 1;
         self.clients.push(Client {
             id: self.next_id,
             fd,
             frames: FrameReader::default(),
+            queue: Vec::new(),
+            first,
         });
     }
 
-    /// Reads what the terminal shows and passes it on; false once it has nothing more.
+    /// Drops a client; it sees the end of its connection (other descriptors of the socket,
+    /// such as the unit's standard input that systemd keeps, do not hold it open).
+    fn drop_client(&mut self, i: usize) {
+        let c = self.clients.swap_remove(i);
+        let _ = rustix::net::shutdown(&c.fd, rustix::net::Shutdown::Both);
+    }
+
+    /// Reads what the terminal shows and passes it on; false when there is nothing now, or
+    /// nothing more (EIO: no process has the terminal open).
     fn read_output(&mut self) -> bool {
         let mut buf = [0u8; 32 * 1024];
         match rustix::io::read(&self.master, &mut buf) {
-            Ok(0) | Err(Errno::IO) => {
-                self.master_open = false;
-                false
-            }
+            Ok(0) => false,
             Ok(n) => {
                 self.show(&buf[..n]);
                 true
             }
-            Err(Errno::AGAIN | Errno::INTR) => false,
-            Err(_) => {
-                self.master_open = false;
-                false
-            }
+            Err(_) => false,
         }
     }
 
-    /// Passes on what the terminal still holds after the payload ended.
-    fn drain(&mut self) {
-        while self.master_open && self.read_output() {}
+    /// Passes on what the terminal still has, until it reports that no process has it open,
+    /// or `limit` has passed.
+    fn drain(&mut self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut buf = [0u8; 32 * 1024];
+        loop {
+            match rustix::io::read(&self.master, &mut buf) {
+                Ok(0) => return,
+                Ok(n) => self.show(&buf[..n]),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    let mut pfd = [PollFd::new(&self.master, PollFlags::IN)];
+                    let timeout = rustix::event::Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    };
+                    if let Ok(0) = rustix::event::poll(&mut pfd, Some(&timeout)) {
+                        return;
+                    }
+                }
+                // EIO: every process has closed it, and everything was read.
+                Err(_) => return,
+            }
+        }
     }
 
     fn show(&mut self, data: &[u8]) {
         // The journal: the unit's standard output, inherited from cleat.
         let text = self.journal.convert(data);
-        let _ = write_all_blocking(rustix::stdio::stdout(), &text);
-        self.clients
-            .retain(|c| write_all_blocking(c.fd.as_fd(), data).is_ok());
+        let _ = write_all_waiting(rustix::stdio::stdout(), &text, None);
+        let mut i = 0;
+        while i < self.clients.len() {
+            let c = &mut self.clients[i];
+            let keep = if c.first {
+                // At its pace: the container's output waits for the person it runs for.
+                write_all_waiting(c.fd.as_fd(), data, None).is_ok()
+            } else {
+                c.queue.extend_from_slice(data);
+                send_some(c.fd.as_fd(), &mut c.queue).is_ok() && c.queue.len() <= MAX_CLIENT_QUEUE
+            };
+            if keep {
+                i += 1;
+            } else {
+                self.drop_client(i);
+            }
+        }
+    }
+
+    /// Sends what an attach client has queued, as far as it takes it now.
+    fn flush_client(&mut self, id: u64) {
+        if let Some(i) = self.clients.iter().position(|c| c.id == id) {
+            let c = &mut self.clients[i];
+            if send_some(c.fd.as_fd(), &mut c.queue).is_err() {
+                self.drop_client(i);
+            }
+        }
     }
 
     fn write_input(&mut self) {
@@ -284,13 +375,13 @@ impl Relay {
         let mut buf = [0u8; 16 * 1024];
         let n = match rustix::net::recv(&self.clients[i].fd, &mut buf, RecvFlags::DONTWAIT) {
             Ok((0, _)) => {
-                self.clients.swap_remove(i);
+                self.drop_client(i);
                 return;
             }
             Ok((n, _)) => n,
             Err(Errno::AGAIN | Errno::INTR) => return,
             Err(_) => {
-                self.clients.swap_remove(i);
+                self.drop_client(i);
                 return;
             }
         };
@@ -299,7 +390,7 @@ impl Relay {
             match self.clients[i].frames.next_frame() {
                 Ok(None) => break,
                 Ok(Some(Frame::Input(keys))) => {
-                    if self.interactive && self.master_open {
+                    if self.interactive {
                         self.pending.extend_from_slice(&keys);
                     }
                 }
@@ -307,7 +398,7 @@ impl Relay {
                     let _ = super::pty::set_size(&self.master, rows, cols);
                 }
                 Err(_) => {
-                    self.clients.swap_remove(i);
+                    self.drop_client(i);
                     return;
                 }
             }
@@ -316,6 +407,23 @@ impl Relay {
             self.write_input();
         }
     }
+}
+
+/// Sends as much of `queue` as the socket takes without waiting, and removes it from the
+/// queue.
+fn send_some(fd: BorrowedFd<'_>, queue: &mut Vec<u8>) -> io::Result<()> {
+    while !queue.is_empty() {
+        match rustix::net::send(fd, queue, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                queue.drain(..n);
+            }
+            Err(Errno::AGAIN) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// A foreground run's output: the payload's stdout and stderr come through pipes, and cleat
@@ -334,23 +442,22 @@ pub struct Streams {
 }
 
 /// Passes the payload's output on until no process has its pipes open any more (the
-/// container has ended). A caller that went away only stops getting copies: the journal still
-/// gets everything.
+/// container has ended). When the caller stops reading one of them (`cleat run … | head`),
+/// that pipe is closed, so the payload gets SIGPIPE as it would in a shell pipeline; the
+/// journal has everything up to there.
 pub fn pass_on_streams(streams: Streams) {
     let Streams {
         from_payload,
         to_caller,
         to_journal,
     } = streams;
-    let mut open = [true, true];
-    let mut caller = [true, true];
+    let mut from_payload = from_payload.map(Some);
     let mut buf = vec![0u8; 64 * 1024];
-    while open.iter().any(|o| *o) {
+    while from_payload.iter().any(Option::is_some) {
         let mut fds = Vec::new();
         let mut which = Vec::new();
         for (i, fd) in from_payload.iter().enumerate() {
-            // A pipe whose writers are all gone reports a hang-up at every poll: left out.
-            if open[i] {
+            if let Some(fd) = fd {
                 fds.push(PollFd::new(fd, PollFlags::IN));
                 which.push(i);
             }
@@ -367,16 +474,19 @@ pub fn pass_on_streams(streams: Streams) {
             .collect();
         drop(fds);
         for i in ready {
-            match rustix::io::read(&from_payload[i], &mut buf) {
-                Ok(0) => open[i] = false,
+            let Some(pipe) = &from_payload[i] else {
+                continue;
+            };
+            match rustix::io::read(pipe, &mut buf) {
+                Ok(0) => from_payload[i] = None,
                 Ok(n) => {
-                    if caller[i] && write_all_blocking(to_caller[i].as_fd(), &buf[..n]).is_err() {
-                        caller[i] = false;
+                    let _ = write_all_waiting(to_journal[i].as_fd(), &buf[..n], None);
+                    if write_all_waiting(to_caller[i].as_fd(), &buf[..n], None).is_err() {
+                        from_payload[i] = None;
                     }
-                    let _ = write_all_blocking(to_journal[i].as_fd(), &buf[..n]);
                 }
                 Err(Errno::AGAIN | Errno::INTR) => {}
-                Err(_) => open[i] = false,
+                Err(_) => from_payload[i] = None,
             }
         }
     }
@@ -396,16 +506,21 @@ pub fn journal_stream(identifier: &str, priority: u8) -> io::Result<OwnedFd> {
     rustix::net::connect(&sock, &addr)?;
     // identifier, unit ID, priority, level prefix, forward to syslog, to kmsg, to console.
     let header = format!("{identifier}\n\n{priority}\n0\n0\n0\n0\n");
-    write_all_blocking(sock.as_fd(), header.as_bytes())?;
+    write_all_waiting(sock.as_fd(), header.as_bytes(), None)?;
     rustix::net::shutdown(&sock, rustix::net::Shutdown::Read)?;
     Ok(sock)
 }
 
-/// Writes everything, waiting while the other side is full, but not longer than
-/// [`CLIENT_SEND_TIMEOUT`] at a time.
-fn write_all_blocking(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+/// Writes everything, waiting while the other side is full: for as long as it takes, or at
+/// most `limit` at a time.
+fn write_all_waiting(
+    fd: BorrowedFd<'_>,
+    mut data: &[u8],
+    limit: Option<std::time::Duration>,
+) -> io::Result<()> {
+    let socket = is_socket(fd);
     while !data.is_empty() {
-        let result = if is_socket(fd) {
+        let result = if socket {
             rustix::net::send(fd, data, SendFlags::NOSIGNAL)
         } else {
             rustix::io::write(fd, data)
@@ -416,11 +531,11 @@ fn write_all_blocking(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => {
                 let mut pfd = [PollFd::new(&fd, PollFlags::OUT)];
-                let timeout = rustix::event::Timespec {
-                    tv_sec: CLIENT_SEND_TIMEOUT.as_secs() as i64,
-                    tv_nsec: 0,
-                };
-                match rustix::event::poll(&mut pfd, Some(&timeout)) {
+                let timeout = limit.map(|l| rustix::event::Timespec {
+                    tv_sec: l.as_secs() as i64,
+                    tv_nsec: i64::from(l.subsec_nanos()),
+                });
+                match rustix::event::poll(&mut pfd, timeout.as_ref()) {
                     Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
                     Ok(_) | Err(Errno::INTR) => {}
                     Err(e) => return Err(e.into()),

@@ -135,15 +135,116 @@ fn without_i_the_terminal_only_shows() {
         &run_argv(
             &c,
             &["-t"],
-            &["sh", "-c", "sleep 0.5; echo watched; exit 5"],
+            &[
+                "sh",
+                "-c",
+                "echo waiting; read -t 3 x; echo \"got:[$x]\"; exit 5",
+            ],
         ),
         24,
         80,
     );
-    t.send("echo typed-$((4+4))\r");
-    t.expect("watched", T);
+    t.expect("waiting", T);
+    t.send("typed\r");
+    t.expect("got:[]", T);
     assert_eq!(t.wait(T), 5, "{}", t.transcript());
-    assert!(!t.transcript().contains("typed-8"), "{}", t.transcript());
+}
+
+/// What a terminal shows just before its payload exits is all there, in the client and in the
+/// journal: the unit lasts until cleat has passed it on (ExitType=cgroup).
+#[test]
+fn the_last_output_of_a_terminal_is_never_lost() {
+    let h = host();
+    let c = Case::new("tty-tail");
+    let mut t = Term::spawn(
+        &run_argv(&c, &["-t"], &["sh", "-c", "seq 1 20000; echo THE-END"]),
+        24,
+        80,
+    );
+    t.expect("\r\n19999\r\n20000\r\nTHE-END", T);
+    assert_eq!(t.wait(T), 0, "{}", t.transcript());
+    let logs = h.cleat(&["logs", &c.name]);
+    logs.ok();
+    let lines: Vec<&str> = logs.stdout.lines().collect();
+    let tail = &logs.stdout[logs.stdout.len().saturating_sub(200)..];
+    assert_eq!(lines.len(), 20001, "{tail}");
+    assert_eq!(lines.last(), Some(&"THE-END"));
+}
+
+/// The terminal outlives what the payload does with its own descriptors, and signals meant
+/// for the container: cleat's process beside it ignores `systemctl kill`.
+#[test]
+fn the_terminal_survives_closed_stdio_and_systemctl_kill() {
+    let h = host();
+    let c = Case::new("tty-hold");
+    let unit = c.adhoc_unit();
+    c.run(
+        &["-dit"],
+        &[
+            "sh",
+            "-c",
+            "exec </dev/null >/dev/null 2>&1; sleep 1; echo later >/dev/console; \
+             exec sh </dev/console >/dev/console 2>&1",
+        ],
+    )
+    .ok();
+    let said_later = || h.cleat(&["logs", &c.name]).stdout.contains("later");
+    assert!(
+        wait_until(Duration::from_secs(10), said_later),
+        "{}",
+        h.journal(&unit)
+    );
+    h.systemctl(&["kill", "-s", "HUP", &unit]).ok();
+    h.systemctl(&["kill", "-s", "TERM", "--kill-whom=all", &unit])
+        .ok();
+    std::thread::sleep(Duration::from_millis(300));
+    expect_active(&unit);
+    let mut a = Term::spawn(&[CLEAT, "attach", &c.name], 24, 80);
+    a.send("echo still-$((3*3))\r");
+    a.expect("still-9", T);
+    a.send("exit 0\r");
+    assert_eq!(a.wait(T), 0, "{}", a.transcript());
+    expect_stopped(&unit, T);
+}
+
+/// A pipeline's reader that stops reading ends the container as it would end a program:
+/// SIGPIPE.
+#[test]
+fn a_reader_that_goes_away_ends_a_foreground_run() {
+    let h = host();
+    let c = Case::new("fg-sigpipe");
+    let out = h.sh_timeout(
+        &format!(
+            "{CLEAT} run --rm --name {} --rootfs {} yes | head -2",
+            c.name,
+            c.rootfs()
+        ),
+        Duration::from_secs(20),
+    );
+    out.ok();
+    assert_eq!(out.stdout, "y\ny\n", "{out}");
+}
+
+/// With -i on a terminal, the container reads what is typed, but through a pipe of cleat's:
+/// the terminal itself never goes into the container.
+#[test]
+fn i_on_a_terminal_gives_the_container_a_pipe() {
+    let c = Case::new("fg-i-tty");
+    let mut t = Term::spawn(
+        &run_argv(
+            &c,
+            &["-i", "--rm"],
+            &["sh", "-c", "readlink /proc/self/fd/0; cat; echo done"],
+        ),
+        24,
+        80,
+    );
+    t.expect("pipe:", T);
+    t.send("hello there\r");
+    t.expect("hello there", T);
+    t.send("\x04");
+    t.expect("done", T);
+    assert_eq!(t.wait(T), 0, "{}", t.transcript());
 }
 
 #[test]
