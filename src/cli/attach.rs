@@ -181,30 +181,38 @@ pub fn attach(args: AttachArgs) -> CmdResult {
                  its output is in `cleat logs -f {name}`"
             )));
         }
-        let path = registry.state.dir(&name).join(cleat::state::CONSOLE_SOCKET);
-        let sock = UnixStream::connect(&path).with_context(|| {
-            format!(
-                "connecting to the terminal of container {name} ({}); was it started with a \
-                 terminal?",
-                path.display()
-            )
-        })?;
         let interactive = container.spec.interactive == Some(true) && !args.no_stdin;
-        {
-            let (rows, cols) = local_size();
-            (&sock).write_all(&console::resize_frame(rows, cols))?;
-        }
-        match session(sock, interactive, &keys).await {
-            SessionEnd::Detached => Ok(ExitCode::SUCCESS),
-            SessionEnd::Closed => {
-                let end = systemd.wait_stopped(&unit).await?;
-                Ok(super::run::exit_code_of(
-                    &registry,
-                    &name,
-                    None,
-                    end.as_ref(),
-                ))
-            }
-        }
+        attach_terminal(&systemd, &registry, &name, interactive, &keys).await
     })
+}
+
+/// Connects to the terminal of a running container until the user detaches (success) or it
+/// stops (its exit status).
+pub async fn attach_terminal(
+    systemd: &Systemd,
+    registry: &Registry,
+    name: &cleat::spec::Name,
+    interactive: bool,
+    keys: &[u8],
+) -> CmdResult {
+    let unit = registry.unit_of(name);
+    let path = registry.state.dir(name).join(cleat::state::CONSOLE_SOCKET);
+    let sock = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "connecting to the terminal of container {name} ({}); was it started with a \
+             terminal?",
+            path.display()
+        )
+    })?;
+    {
+        let (rows, cols) = local_size();
+        (&sock).write_all(&console::resize_frame(rows, cols))?;
+    }
+    match session(sock, interactive, keys).await {
+        SessionEnd::Detached => Ok(ExitCode::SUCCESS),
+        SessionEnd::Closed => {
+            let end = systemd.wait_stopped(&unit).await?;
+            Ok(super::run::exit_code_of(registry, name, None, end.as_ref()))
+        }
+    }
 }

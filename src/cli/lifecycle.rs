@@ -20,6 +20,16 @@ use cleat::volume::VolumeStore;
 
 #[derive(Args)]
 pub struct StartArgs {
+    /// Stay attached: the container's output (or its terminal) here until it stops, then its
+    /// exit status
+    #[arg(short = 'a', long)]
+    attach: bool,
+    /// Pass standard input to the container (implies -a)
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Keys that detach from the container's terminal and leave it running
+    #[arg(long, value_name = "KEYS", default_value = super::terminal::DEFAULT_DETACH_KEYS)]
+    detach_keys: String,
     #[arg(required = true, value_name = "NAME")]
     names: Vec<String>,
 }
@@ -113,8 +123,99 @@ async fn is_running(systemd: &Systemd, unit: &str) -> anyhow::Result<bool> {
 }
 
 pub fn start(args: StartArgs) -> CmdResult {
+    if args.attach || args.interactive {
+        return start_and_attach(&args);
+    }
     each(&args.names, |systemd, registry, n| {
         Box::pin(start_one(systemd, registry, n))
+    })
+}
+
+/// `start -a [-i]`: one container, started (unless it runs already) with this command attached
+/// as `run` without -d would be, until it stops or the user detaches from its terminal.
+fn start_and_attach(args: &StartArgs) -> CmdResult {
+    let [one] = &args.names[..] else {
+        return Err(Failure::from(anyhow!(
+            "-a and -i attach to one container; name only one"
+        )));
+    };
+    let keys = super::terminal::parse_detach_keys(&args.detach_keys)?;
+    let name = name(one)?;
+    let registry = Registry::system();
+    let container = registry.load(&name)?;
+    let unit = registry.unit_of(&name);
+    let tty = container.spec.tty == Some(true);
+    let interactive = args.interactive && container.spec.interactive == Some(true);
+    runtime_block(async {
+        let systemd = Systemd::connect().await?;
+        let mut state = systemd.state_if_loaded(&unit).await?;
+        if state
+            .as_ref()
+            .is_some_and(|s| s.active_state == "deactivating")
+        {
+            systemd.wait_stopped(&unit).await?;
+            state = None;
+        }
+        let running = state.is_some_and(|s| s.is_running());
+        if container.kind == Kind::Adhoc && !running {
+            let record = registry
+                .state
+                .load_adhoc(&name)?
+                .ok_or_else(|| anyhow!("no such container: {name}"))?;
+            let streams = super::run::Streams {
+                input: args.interactive,
+                detach_keys: &keys,
+            };
+            return super::run::start_attached(&systemd, &registry, &record, streams)
+                .await
+                .map_err(|e| match e {
+                    super::run::Attached::Start(f) => Failure::from(f.error),
+                    super::run::Attached::Other(e) => Failure::from(e),
+                });
+        }
+        // A declared container (systemd starts it: nothing of ours can be handed to it), or
+        // one that runs already: its terminal, or its output from the journal.
+        if tty {
+            if !running {
+                start_one(&systemd, &registry, name.clone()).await?;
+            }
+            return super::attach::attach_terminal(&systemd, &registry, &name, interactive, &keys)
+                .await;
+        }
+        // From now: from before the start, so that nothing of this run is missed (the
+        // container did not run, so nothing older comes with it).
+        let now = cleat::time::now_usec();
+        let from = if running {
+            "--lines=0".to_owned()
+        } else {
+            format!("--since=@{}.{:06}", now / 1_000_000, now % 1_000_000)
+        };
+        let selection = journal::Selection {
+            matches: journal::matches(&unit, None),
+            options: vec![from],
+            timestamps: false,
+        };
+        let mut failed = None;
+        let stopped = async {
+            if !running {
+                if let Err(e) = start_one(&systemd, &registry, name.clone()).await {
+                    failed = Some(e);
+                    return;
+                }
+            }
+            let _ = systemd.wait_stopped(&unit).await;
+        };
+        journal::follow_until(&selection, stopped).await?;
+        if let Some(e) = failed {
+            return Err(Failure::from(e));
+        }
+        let end = systemd.state_if_loaded(&unit).await?;
+        Ok(super::run::exit_code_of(
+            &registry,
+            &name,
+            None,
+            end.as_ref(),
+        ))
     })
 }
 

@@ -292,8 +292,6 @@ pub fn run(args: RunArgs) -> CmdResult {
     }
     let (registry, record) = define(flags, args.create.rm, args.create.platform.as_deref())?;
     let name = record.spec.name.clone();
-    let unit = unit_name(Kind::Adhoc, &name);
-    let tty = record.spec.tty == Some(true);
     runtime_block(async {
         let systemd = match Systemd::connect().await {
             Ok(s) => s,
@@ -302,92 +300,131 @@ pub fn run(args: RunArgs) -> CmdResult {
                 return Err(run_error(e));
             }
         };
-        // How the container's streams reach this command: a terminal session over a socket
-        // whose other end is the unit's stdin (its init serves it), or this command's own
-        // stdout and stderr (and stdin with -i) given to the unit, as `systemd-run --pipe`.
-        let mut session = None;
-        let mut input_pipe = None;
-        let stdin = std::io::stdin();
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        let stdio = if args.detach {
-            UnitStdio::default()
-        } else if tty {
-            let (ours, theirs) = UnixStream::pair().map_err(run_error)?;
-            // The size goes first, so the payload never sees another.
-            let (rows, cols) = super::attach::local_size();
-            (&ours)
-                .write_all(&cleat::runtime::console::resize_frame(rows, cols))
-                .map_err(run_error)?;
-            session = Some((ours, theirs));
-            UnitStdio {
-                stdin: session.as_ref().map(|(_, theirs)| theirs.as_fd()),
-                ..UnitStdio::default()
-            }
-        } else {
-            // A terminal never goes into a container: a process left behind there could read
-            // what is typed into it long after (cleat copies into a pipe instead). Anything
-            // else is given as it is.
-            if flags.interactive && stdin.is_terminal() {
-                input_pipe = Some(copy_stdin_through_pipe().map_err(run_error)?);
-            }
-            UnitStdio {
-                stdin: match &input_pipe {
-                    Some(pipe) => Some(pipe.as_fd()),
-                    None => flags.interactive.then(|| stdin.as_fd()),
-                },
-                stdout: Some(stdout.as_fd()),
-                stderr: Some(stderr.as_fd()),
-            }
-        };
-        let signals = if args.detach || tty {
-            None
-        } else {
-            Some(Forwarded::catch().map_err(run_error)?)
-        };
-        let started = start_adhoc(&systemd, &registry, &record, &stdio).await;
-        // The unit has its own copy: ours would keep the pipe open after the container ends.
-        drop(input_pipe);
-        let session = session.map(|(ours, theirs)| {
-            drop(theirs);
-            ours
-        });
-        if let Err(f) = started {
-            if args.create.rm {
-                let _ = registry.state.remove(&name);
-            }
-            let code = f
-                .status
-                .and_then(|s| u8::try_from(s).ok())
-                .filter(|s| *s != 0)
-                .unwrap_or(EXIT_RUN_ERROR);
-            return Err(Failure::with_code(code, f.error));
-        }
         if args.detach {
+            if let Err(f) = start_adhoc(&systemd, &registry, &record, &UnitStdio::default()).await {
+                return Err(start_failed(&registry, &record, f));
+            }
             println!("{name}");
             return Ok(ExitCode::SUCCESS);
         }
-        let end = match session {
-            Some(sock) => {
-                let interactive = record.spec.interactive == Some(true);
-                match super::attach::session(sock, interactive, &detach_keys).await {
-                    super::attach::SessionEnd::Detached => return Ok(ExitCode::SUCCESS),
-                    super::attach::SessionEnd::Closed => systemd.wait_stopped(&unit).await,
-                }
-            }
-            None => match signals {
-                Some(signals) => wait_forwarding_signals(&systemd, &unit, signals).await,
-                None => systemd.wait_stopped(&unit).await,
-            },
-        }
-        .map_err(run_error)?;
-        Ok(exit_code_of(
-            &registry,
-            &name,
-            Some(&record.id),
-            end.as_ref(),
-        ))
+        let streams = Streams {
+            input: flags.interactive,
+            detach_keys: &detach_keys,
+        };
+        start_attached(&systemd, &registry, &record, streams)
+            .await
+            .map_err(|f| match f {
+                Attached::Start(f) => start_failed(&registry, &record, f),
+                Attached::Other(e) => run_error(e),
+            })
     })
+}
+
+/// A failed start: with `--rm`, the container goes; the exit status is the payload's if it
+/// ran (126, 127), else Docker's 125.
+fn start_failed(registry: &Registry, record: &AdhocRecord, f: StartFailure) -> Failure {
+    if record.auto_remove {
+        let _ = registry.state.remove(&record.spec.name);
+    }
+    let code = f
+        .status
+        .and_then(|s| u8::try_from(s).ok())
+        .filter(|s| *s != 0)
+        .unwrap_or(EXIT_RUN_ERROR);
+    Failure::with_code(code, f.error)
+}
+
+/// How a command that waits for the container (`run` without -d, `start -a`) connects to it.
+pub struct Streams<'a> {
+    /// Our standard input goes to the container (`-i`).
+    pub input: bool,
+    pub detach_keys: &'a [u8],
+}
+
+/// Why an attached start ended in error.
+pub enum Attached {
+    Start(StartFailure),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Attached {
+    fn from(e: E) -> Attached {
+        Attached::Other(e.into())
+    }
+}
+
+/// Starts an ad-hoc container with this command attached, and returns once it has stopped
+/// (with its exit status) or the user detached from its terminal (success). With a
+/// terminal: a session over a socket whose other end is the unit's stdin (cleat, beside the
+/// container, serves it). Without: this command's stdout and stderr (and stdin with -i) given
+/// to the unit, as `systemd-run --pipe` does.
+pub async fn start_attached(
+    systemd: &Systemd,
+    registry: &Registry,
+    record: &AdhocRecord,
+    streams: Streams<'_>,
+) -> Result<ExitCode, Attached> {
+    let unit = unit_name(Kind::Adhoc, &record.spec.name);
+    let tty = record.spec.tty == Some(true);
+    let mut session = None;
+    let mut input_pipe = None;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stdio = if tty {
+        let (ours, theirs) = UnixStream::pair()?;
+        // The size goes first, so the payload never sees another.
+        let (rows, cols) = super::attach::local_size();
+        (&ours).write_all(&cleat::runtime::console::resize_frame(rows, cols))?;
+        session = Some((ours, theirs));
+        UnitStdio {
+            stdin: session.as_ref().map(|(_, theirs)| theirs.as_fd()),
+            ..UnitStdio::default()
+        }
+    } else {
+        // A terminal never goes into a container: a process left behind there could read
+        // what is typed into it long after (cleat copies into a pipe instead). Anything
+        // else is given as it is.
+        if streams.input && stdin.is_terminal() {
+            input_pipe = Some(copy_stdin_through_pipe()?);
+        }
+        UnitStdio {
+            stdin: match &input_pipe {
+                Some(pipe) => Some(pipe.as_fd()),
+                None => streams.input.then(|| stdin.as_fd()),
+            },
+            stdout: Some(stdout.as_fd()),
+            stderr: Some(stderr.as_fd()),
+        }
+    };
+    let signals = if tty { None } else { Some(Forwarded::catch()?) };
+    let started = start_adhoc(systemd, registry, record, &stdio).await;
+    // The unit has its own copy: ours would keep the pipe open after the container ends.
+    drop(input_pipe);
+    let session = session.map(|(ours, theirs)| {
+        drop(theirs);
+        ours
+    });
+    started.map_err(Attached::Start)?;
+    let end = match session {
+        Some(sock) => {
+            let interactive = record.spec.interactive == Some(true);
+            match super::attach::session(sock, interactive, streams.detach_keys).await {
+                super::attach::SessionEnd::Detached => return Ok(ExitCode::SUCCESS),
+                super::attach::SessionEnd::Closed => systemd.wait_stopped(&unit).await,
+            }
+        }
+        None => match signals {
+            Some(signals) => wait_forwarding_signals(systemd, &unit, signals).await,
+            None => systemd.wait_stopped(&unit).await,
+        },
+    }?;
+    Ok(exit_code_of(
+        registry,
+        &record.spec.name,
+        Some(&record.id),
+        end.as_ref(),
+    ))
 }
 
 /// A pipe whose read end is to be the container's standard input, fed from ours by a thread
