@@ -195,7 +195,6 @@ const RPM_MACROS: &[(&str, &str)] = &[
     ("_mandir", "/usr/share/man"),
     ("_datadir", "/usr/share"),
     ("_sysconfdir", "/etc"),
-    ("_sharedstatedir", "/var/lib"),
     ("_localstatedir", "/var"),
     ("bash_completions_dir", "/usr/share/bash-completion/completions"),
     ("zsh_completions_dir", "/usr/share/zsh/site-functions"),
