@@ -19,7 +19,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("cleat-packaging-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("cleat-packaging-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
@@ -128,7 +129,9 @@ fn compare(what: &str, installed: &[(String, u32)], list: &[Entry]) -> Vec<Strin
     for (path, mode) in installed {
         let matching: Vec<&Entry> = list.iter().filter(|e| e.matches(path)).collect();
         if matching.is_empty() {
-            problems.push(format!("{what}: make install makes {path}, which is not listed"));
+            problems.push(format!(
+                "{what}: make install makes {path}, which is not listed"
+            ));
         }
         for e in matching {
             if let Some(want) = e.mode.filter(|want| want != mode) {
@@ -163,7 +166,11 @@ fn debian_install_dirs() -> Vec<String> {
         .current_dir(repo())
         .output()
         .expect("running make -f debian/rules");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .split_whitespace()
@@ -196,9 +203,15 @@ const RPM_MACROS: &[(&str, &str)] = &[
     ("_datadir", "/usr/share"),
     ("_sysconfdir", "/etc"),
     ("_localstatedir", "/var"),
-    ("bash_completions_dir", "/usr/share/bash-completion/completions"),
+    (
+        "bash_completions_dir",
+        "/usr/share/bash-completion/completions",
+    ),
     ("zsh_completions_dir", "/usr/share/zsh/site-functions"),
-    ("fish_completions_dir", "/usr/share/fish/vendor_completions.d"),
+    (
+        "fish_completions_dir",
+        "/usr/share/fish/vendor_completions.d",
+    ),
 ];
 
 fn expand(text: &str) -> String {
@@ -206,7 +219,10 @@ fn expand(text: &str) -> String {
     for (name, value) in RPM_MACROS {
         out = out.replace(&format!("%{{{name}}}"), value);
     }
-    assert!(!out.contains("%{"), "an RPM macro this test does not know: {text}");
+    assert!(
+        !out.contains("%{"),
+        "an RPM macro this test does not know: {text}"
+    );
     out
 }
 
@@ -278,7 +294,10 @@ fn debian_install_list_is_make_install() {
     for (path, mode) in &installed {
         if *mode & 0o7777 == 0o700 && path.ends_with('/') {
             let chmod = format!("chmod 0700 debian/cleat/{}", path.trim_end_matches('/'));
-            assert!(rules.contains(&chmod), "debian/rules must `{chmod}` (dh_fixperms resets it)");
+            assert!(
+                rules.contains(&chmod),
+                "debian/rules must `{chmod}` (dh_fixperms resets it)"
+            );
         }
     }
 }
@@ -298,7 +317,12 @@ fn both_packages_install_the_same_files() {
         installed
             .into_iter()
             .map(|(path, mode)| {
-                let name = path.trim_end_matches('/').rsplit('/').next().unwrap().to_owned();
+                let name = path
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned();
                 (name, mode)
             })
             .collect()
@@ -317,15 +341,26 @@ fn versions_agree() {
         "debian/changelog's first entry is not {version}"
     );
     assert!(
-        spec().lines().any(|l| l.split_whitespace().eq(["Version:", version])),
+        spec()
+            .lines()
+            .any(|l| l.split_whitespace().eq(["Version:", version])),
         "packaging/cleat.spec's Version is not {version}"
     );
 }
 
 #[test]
 fn glob_matches_within_one_component() {
-    assert!(glob("usr/share/man/man1/cleat-*.1.gz", "usr/share/man/man1/cleat-run.1.gz"));
-    assert!(!glob("usr/share/man/man1/cleat-*.1.gz", "usr/share/man/man1/cleat.1.gz"));
+    assert!(glob(
+        "usr/share/man/man1/cleat-*.1.gz",
+        "usr/share/man/man1/cleat-run.1.gz"
+    ));
+    assert!(!glob(
+        "usr/share/man/man1/cleat-*.1.gz",
+        "usr/share/man/man1/cleat.1.gz"
+    ));
     assert!(!glob("usr/*/cleat", "usr/share/bash/cleat"));
-    assert!(glob("usr/share/man/man1/cleat.1*", "usr/share/man/man1/cleat.1.gz"));
+    assert!(glob(
+        "usr/share/man/man1/cleat.1*",
+        "usr/share/man/man1/cleat.1.gz"
+    ));
 }
