@@ -18,15 +18,26 @@ inside sh -c '! grep -v "^#" /etc/cleat/registries.toml | grep -q .' ||
     fail "/etc/cleat/registries.toml sets something"
 inside man -w cleat-exec >/dev/null || fail "no cleat-exec(1)"
 
-say "Removing the package stops the containers, and takes their network down while cleat can"
+say "Purging while a container runs (a policy-rc.d forbids stopping it) keeps cleat's state"
 # This machine's policy-rc.d forbids every service action (a convention of container images),
-# which the maintainer scripts honour, as they must; a real host has none. Removed inside the
-# test host only: its /usr is an overlay.
-inside rm -f /usr/sbin/policy-rc.d
+# and the maintainer scripts honour it, as they must: removal cannot stop the container.
+inside test -x /usr/sbin/policy-rc.d || fail "expected this machine's policy-rc.d"
 run systemctl start container@demo
-# purge refuses to remove state while a container runs: it looks for this in the mount tables.
+# Purge looks for a running container's mounts in the mount tables.
 inside sh -c "grep -qsE '(=| )/var/lib/cleat/' /proc/[0-9]*/mountinfo" ||
     fail "a running container's mounts do not name /var/lib/cleat"
+run dpkg --purge cleat
+inside systemctl is-active --quiet container@demo || fail "container@demo stopped against policy-rc.d"
+inside test -d /var/lib/cleat/layers || fail "purge removed the image store under a running container"
+inside test -d /run/cleat/networks || fail "purge removed /run/cleat under a running container"
+say "Installing it again, and stopping the container with the new cleat"
+run dpkg -i "$deb"
+run systemctl stop container@demo
+
+say "Removing the package stops the containers, and takes their network down while cleat can"
+# A real host has no policy-rc.d; removed inside the test host only (its /usr is an overlay).
+inside rm -f /usr/sbin/policy-rc.d
+run systemctl start container@demo
 run dpkg -r cleat
 ! inside systemctl is-active --quiet container@demo || fail "container@demo still runs"
 ! inside nft list table inet cleat >/dev/null 2>&1 || fail "cleat's nft table is still there"
