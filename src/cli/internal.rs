@@ -1,6 +1,7 @@
 //! The commands systemd runs: `internal start` (a container unit's `ExecStart=`),
 //! `internal stopped` (its `ExecStopPost=`) and `internal network-idle` (a timer's, after the
-//! last container left a network).
+//! last container left a network). `internal man` and `internal completions` (see `docs.rs`)
+//! are for `make install`.
 //!
 //! `start` reads the definition afresh (so editing the TOML and restarting is enough), warns
 //! if unit-level settings changed since the last daemon-reload, applies resource limits live,
@@ -58,6 +59,9 @@ pub enum InternalCommand {
     },
     /// Take a network down if no container uses it (run by a timer after the last one left)
     NetworkIdle { network: String },
+    /// Manual pages and shell completions (for `make install`)
+    #[command(flatten)]
+    Docs(super::docs::DocsCommand),
 }
 
 pub fn internal(cmd: InternalCommand) -> CmdResult {
@@ -85,6 +89,7 @@ pub fn internal(cmd: InternalCommand) -> CmdResult {
                 .with_context(|| format!("taking network {network} down"))?;
             Ok(ExitCode::SUCCESS)
         }
+        InternalCommand::Docs(cmd) => super::docs::docs(cmd),
     }
 }
 

@@ -3,6 +3,7 @@
 mod attach;
 mod config;
 mod diag;
+mod docs;
 mod exec;
 mod image;
 mod inspect;

@@ -6,9 +6,17 @@
 # everything down. DEMO_KEEP=1 leaves the private systemd running until Ctrl-C.
 #
 # usage: demo.sh BIN_DIR        (the directory holding the built cleat and cleat-generator)
+#        demo.sh --deb PACKAGE  (cleat installed from its Debian package with dpkg -i instead;
+#                                then removed and purged, checking what stays: package.sh)
 set -euo pipefail
 
-bin_dir=$(realpath "${1:?usage: demo.sh BIN_DIR}")
+deb=
+if [ "${1:-}" = --deb ]; then
+    deb=$(realpath "${2:?usage: demo.sh --deb PACKAGE.deb}")
+    bin_dir=
+else
+    bin_dir=$(realpath "${1:?usage: demo.sh BIN_DIR | --deb PACKAGE.deb}")
+fi
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$repo/target/demo/$$
 rootfs=$work/rootfs
@@ -52,8 +60,13 @@ umoci config --image "$layout:latest" --config.env GREETING=hello --config.worki
     --config.cmd 'trap "echo stopping; kill \$pid; exit 0" TERM; httpd -f -v -p 8080 -h /www & pid=$!; echo serving; wait'
 umoci ls --layout "$layout"
 
-say "Booting a private systemd and installing cleat into it with make install"
-testhost_up "$work" "$bin_dir"
+if [ -n "$deb" ]; then
+    say "Booting a private systemd and installing cleat into it with dpkg -i ${deb##*/}"
+    testhost_up_deb "$work" "$deb"
+else
+    say "Booting a private systemd and installing cleat into it with make install"
+    testhost_up "$work" "$bin_dir"
+fi
 echo "systemd is PID $systemd_pid on this host, PID 1 in its namespaces"
 
 say "A registry on the private systemd's loopback, with the image pushed to it by skopeo"
@@ -121,6 +134,11 @@ run systemctl stop container@demo
 run systemctl show -p ActiveState,Result,ExecMainStatus container@demo
 run cleat logs -n 2 demo
 run cleat ps -a
+
+if [ -n "$deb" ]; then
+    # shellcheck source=package.sh
+    . "$repo/tests/testhost/package.sh"
+fi
 
 if [ -n "${DEMO_KEEP:-}" ]; then
     say "Still running. Enter it with: nsenter -t $systemd_pid -a bash   (Ctrl-C here ends it)"

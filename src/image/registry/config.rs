@@ -245,6 +245,25 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The file the packages install is all comments, so it means the defaults; what it shows
+    /// commented out is valid once uncommented.
+    #[test]
+    fn the_packaged_file_is_the_defaults_and_its_examples_are_valid() {
+        let text = include_str!("../../../packaging/registries.toml");
+        let config = parse(text).expect("the packaged file parses");
+        let default = RegistriesConfig::default();
+        assert_eq!(config.short_name_registry, default.short_name_registry);
+        assert!(config.registries.is_empty());
+        let settings: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| !l.is_empty() && !l.starts_with(' '))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = parse(&settings).expect("the commented settings parse");
+        assert_eq!(config.registries.len(), 3, "{settings}");
+    }
+
     #[test]
     fn a_full_configuration() {
         let config = parse(
