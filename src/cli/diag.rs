@@ -17,7 +17,28 @@ fn stderr_is_journal() -> bool {
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
+/// A journal stream that gets a copy of every message (for `cleat internal start` of a
+/// foreground run, whose stderr is the caller's).
+static MIRROR: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+
+pub fn mirror_to(stream: std::os::fd::OwnedFd) {
+    let _ = MIRROR.set(stream);
+}
+
 fn emit(priority: u8, label: &str, msg: &str) {
+    if let Some(stream) = MIRROR.get() {
+        let mut text = String::new();
+        for (i, line) in msg.lines().enumerate() {
+            let lead = if i == 0 {
+                format!("cleat: {label}")
+            } else {
+                "  ".to_owned()
+            };
+            text.push_str(&format!("<{priority}>{lead}{line}\n"));
+        }
+        // Written through a borrowed descriptor: `&File` writes without owning it.
+        let _ = rustix::io::write(stream, text.as_bytes());
+    }
     let journal = stderr_is_journal();
     // The first line carries the prefix; continuation lines (such as a container's own output
     // quoted in an error) are indented under it.

@@ -116,8 +116,9 @@ fn load(registry: &Registry, kind: Kind, name: &cleat::spec::Name) -> anyhow::Re
 }
 
 /// A foreground run's output (`cleat run` without -d or -t): the caller's stdout and stderr,
-/// which systemd gave this process, and journal streams that took their place, so that what
-/// cleat says, and a copy of the container's output, go to the journal as for any run.
+/// which systemd gave this process, and journal streams for copies of the container's output.
+/// What cleat itself says goes to the caller's stderr (so a failed start explains itself at
+/// once) and to a journal stream of its own (so the journal has it as for any run).
 struct CallerOutput {
     to_caller: [std::os::fd::OwnedFd; 2],
     to_journal: [std::os::fd::OwnedFd; 2],
@@ -131,23 +132,13 @@ fn take_over_output(name: &cleat::spec::Name) -> anyhow::Result<Option<CallerOut
         cleat::runtime::console::journal_stream(name.as_str(), 6)
             .context("connecting to the journal")
     };
-    let to_journal = [stream()?, stream()?];
-    let to_caller = [
-        rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?,
-        rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3)?,
-    ];
-    // SAFETY: dup2 onto this process's own stdout and stderr; Rust's handles to them only
-    // write through the descriptor numbers, which stay valid.
-    unsafe {
-        for (fd, target) in to_journal.iter().zip([1, 2]) {
-            if libc::dup2(std::os::fd::AsRawFd::as_raw_fd(fd), target) == -1 {
-                return Err(std::io::Error::last_os_error()).context("redirecting cleat's output");
-            }
-        }
-    }
+    diag::mirror_to(stream()?);
     Ok(Some(CallerOutput {
-        to_caller,
-        to_journal,
+        to_caller: [
+            rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?,
+            rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3)?,
+        ],
+        to_journal: [stream()?, stream()?],
     }))
 }
 

@@ -233,7 +233,12 @@ pub async fn start_adhoc(
     };
     let state = systemd.state_if_loaded(&unit).await?.unwrap_or_default();
     if !job.is_done() {
-        let output = journal::excerpt(&unit, Some(&state.invocation_id), 20).await;
+        // cleat's own messages went to the caller's stderr already when it has the unit's.
+        let output = if stdio.stderr.is_some() {
+            String::new()
+        } else {
+            journal::excerpt(&unit, Some(&state.invocation_id), 20).await
+        };
         let mut msg = format!("container {} failed to start (job {})", spec.name, job.0);
         if !output.is_empty() {
             msg.push_str(":\n");

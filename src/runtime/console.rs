@@ -504,8 +504,9 @@ pub fn journal_stream(identifier: &str, priority: u8) -> io::Result<OwnedFd> {
     )?;
     let addr = rustix::net::SocketAddrUnix::new("/run/systemd/journal/stdout")?;
     rustix::net::connect(&sock, &addr)?;
-    // identifier, unit ID, priority, level prefix, forward to syslog, to kmsg, to console.
-    let header = format!("{identifier}\n\n{priority}\n0\n0\n0\n0\n");
+    // identifier, unit ID, priority, level prefix (`<N>` at the start of a line sets its
+    // priority, as systemd's own streams do by default), forward to syslog, kmsg, console.
+    let header = format!("{identifier}\n\n{priority}\n1\n0\n0\n0\n");
     write_all_waiting(sock.as_fd(), header.as_bytes(), None)?;
     rustix::net::shutdown(&sock, rustix::net::Shutdown::Read)?;
     Ok(sock)
