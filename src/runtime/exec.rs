@@ -437,11 +437,45 @@ impl Target {
 /// The process's standard input, output and error.
 #[derive(Debug, Clone, Copy)]
 pub enum Stdio<'a> {
-    /// cleat's own output and error; its input too, or this descriptor instead (`/dev/null`
-    /// without `-i`).
-    Inherit { stdin: Option<BorrowedFd<'a>> },
-    /// The slave side of a pseudo-terminal, as the process's controlling terminal.
+    /// These three descriptors, as they are. Never a terminal of the caller's: a process left
+    /// behind in the container would keep it, and read what is typed at it later (the caller
+    /// gives pipes instead, and copies).
+    Plain {
+        stdin: BorrowedFd<'a>,
+        stdout: BorrowedFd<'a>,
+        stderr: BorrowedFd<'a>,
+    },
+    /// The slave side of a pseudo-terminal of the container's, as the process's controlling
+    /// terminal.
     Terminal(BorrowedFd<'a>),
+}
+
+impl Stdio<'_> {
+    fn fds(&self) -> [BorrowedFd<'_>; 3] {
+        match *self {
+            Stdio::Plain {
+                stdin,
+                stdout,
+                stderr,
+            } => [stdin, stdout, stderr],
+            Stdio::Terminal(slave) => [slave, slave, slave],
+        }
+    }
+}
+
+/// Makes `fds` this process's standard input, output and error, whatever their numbers (any
+/// of them may be 0, 1 or 2 already).
+fn redirect(fds: [BorrowedFd<'_>; 3]) -> io::Result<()> {
+    // Out of the way of 0 to 2 first (new descriptors, close-on-exec), then into place (which
+    // clears close-on-exec).
+    let high = fds
+        .iter()
+        .map(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3))
+        .collect::<Result<Vec<_>, _>>()?;
+    rustix::stdio::dup2_stdin(&high[0])?;
+    rustix::stdio::dup2_stdout(&high[1])?;
+    rustix::stdio::dup2_stderr(&high[2])?;
+    Ok(())
 }
 
 /// Why the process did not start.
@@ -742,6 +776,11 @@ fn helper(sock: OwnedFd, target: &Target, p: &Prepared<'_>, stdio: Stdio<'_>) ->
         // cleat gave up (or went away): do not enter.
         _ => sys::exit_now(i32::from(EXIT_CANNOT_INVOKE)),
     }
+    // Before the fork: the process never holds cleat's own standard descriptors (the
+    // caller's terminal, maybe), not even for the moment before its exec.
+    if let Err(e) = redirect(stdio.fds()) {
+        failed(format!("redirecting input and output: {e}"));
+    }
     if let Err(e) = enter(target) {
         failed(e);
     }
@@ -792,13 +831,9 @@ fn process(sock: OwnedFd, p: &Prepared<'_>, stdio: Stdio<'_>) -> ! {
                 );
             }
         }
-        Stdio::Inherit { stdin } => {
+        // Its descriptors are in place already (see `helper`).
+        Stdio::Plain { .. } => {
             let _ = rustix::process::setsid();
-            if let Some(fd) = stdin {
-                if let Err(e) = rustix::stdio::dup2_stdin(fd) {
-                    failed(EXIT_CANNOT_INVOKE, format!("redirecting input: {e}"));
-                }
-            }
         }
     }
     rustix::process::umask(Mode::from_raw_mode(0o022));
