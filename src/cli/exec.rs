@@ -82,6 +82,9 @@ const FORWARDED: &[i32] = &[
 const EXIT_CANNOT_START: u8 = cleat::runtime::EXIT_CANNOT_INVOKE;
 
 pub fn exec(args: ExecArgs) -> CmdResult {
+    // The process runs cleat's code inside the container until its exec: from a sealed copy
+    // of cleat, never from the host's binary (see `cleat::sealed`).
+    cleat::sealed::reexec_sealed().context("running from a sealed copy of cleat")?;
     let name = super::name(&args.container)?;
     let detach_keys = terminal::parse_detach_keys(
         args.detach_keys

@@ -148,9 +148,17 @@ fn take_over_output(name: &cleat::spec::Name) -> anyhow::Result<Option<CallerOut
 
 fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let name = name(arg).map_err(|f| f.error)?;
-    let caller_output = take_over_output(&name)?;
     let registry = Registry::system();
-    let container = load(&registry, kind, &name)?;
+    let loaded = load(&registry, kind, &name);
+    // `--init` is cleat's code that stays in the container as its PID 1: it runs from a sealed
+    // copy of cleat, never from the host's binary (see `cleat::sealed`). Before anything that
+    // must not happen twice (the copy starts over); only then, so a start without an init
+    // costs nothing more.
+    if loaded.as_ref().is_ok_and(|c| c.spec.init == Some(true)) {
+        cleat::sealed::reexec_sealed().context("running the init from a sealed copy of cleat")?;
+    }
+    let caller_output = take_over_output(&name)?;
+    let container = loaded?;
     let spec = &container.spec;
     if kind == Kind::Declared {
         warn_if_reload_needed(spec);

@@ -9,8 +9,10 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::host::{
-    CLEAT, Case, GRACEFUL, Output, expect_active, expect_stopped, host, main_pid, wait_until,
+    CLEAT, Case, GRACEFUL, Output, PROBE, expect_active, expect_journal, expect_stopped, host,
+    main_pid, probe_binary, wait_until,
 };
+use crate::inside::{assert_sealed_copy, installed_cleat, watch_reports};
 use crate::pty::Term;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -741,6 +743,60 @@ fn exec_output_input_and_status_with_a_terminal_on_the_client_side() {
     // process's.
     t.send_bytes(b"\x04");
     assert_eq!(t.wait(wait), 0, "{}", t.transcript());
+}
+
+// ---------------------------------------------------------------------------------------------
+// cleat's binary, out of a tracer's reach
+
+/// The variable with which cleat's sealed copy learns where the original binary is.
+pub const SEALED_MARKER: &str = "_CLEAT_SEALED_FROM";
+
+/// A container with CAP_SYS_PTRACE may open /proc/PID/exe of any of its processes, non-dumpable
+/// or not. A process of `cleat exec` runs cleat's code inside the container between its fork
+/// and its exec: it must run from a sealed copy, so that a watcher catching it (and holding it
+/// stopped) gets no handle on the host's binary, and nothing it can write.
+#[test]
+fn exec_gives_a_tracer_in_the_container_no_handle_on_cleats_binary() {
+    let c = Case::new("exec-exe");
+    let unit = c.adhoc_unit();
+    let _ = probe_binary();
+    c.run(
+        &["-d", "--cap-add", "SYS_PTRACE"],
+        &[PROBE, "watch-exe", "60000", "1000"],
+    )
+    .ok();
+    expect_journal(&unit, "\"watch\":\"ready\"");
+    let installed = installed_cleat();
+    // The copy learns the original's path from a variable that nothing it starts ever sees
+    // (not even through `-e NAME`, which takes the value from cleat's environment).
+    let out = exec(&["-e", SEALED_MARKER, &c.name, "env"]);
+    out.ok();
+    assert!(!out.stdout.contains(SEALED_MARKER), "{out}");
+    let caught = |reports: &[serde_json::Value]| {
+        reports
+            .iter()
+            .find(|r| r["watch"] == "exe" && r["foreign"] == true)
+            .cloned()
+    };
+    let mut report = None;
+    // The watcher may miss a process (it runs for a moment only): until it catches one.
+    for _ in 0..30 {
+        let before = watch_reports(&unit).len();
+        exec(&[&c.name, "true"]).ok();
+        // Its line: a catch (once the watcher has tried again after the process ended), a miss.
+        wait_until(10 * SECOND, || watch_reports(&unit).len() > before);
+        report = caught(&watch_reports(&unit));
+        if report.is_some() {
+            break;
+        }
+    }
+    let Some(r) = report else {
+        panic!(
+            "the watcher never caught a process of cleat exec before its exec:\n{}",
+            host().journal(&unit)
+        )
+    };
+    assert_sealed_copy(&r, installed);
 }
 
 // ---------------------------------------------------------------------------------------------
