@@ -13,7 +13,9 @@
 //! (no write, no growing or shrinking, no more seals to add or remove), executed through its
 //! descriptor (`execveat` with `AT_EMPTY_PATH`). /proc/PID/exe of their processes then leads
 //! to the copy, which is harmless to hold. The container's first process without `--init`
-//! needs none: until it execs the payload it is the only process in its PID namespace.
+//! needs none: until it execs the payload it is the only process in its PID namespace
+//! (`cleat exec` joins a container only once the payload runs: it waits for the record of
+//! the run that `internal start` writes after the exec).
 //!
 //! The copy runs with the same arguments and environment plus [`MARKER`], which carries the
 //! original binary's path for what needs it ([`own_path`]: the command lines of units and timers

@@ -21,7 +21,9 @@ use clap::Args;
 use rustix::event::{PollFd, PollFlags};
 
 use cleat::containers::Registry;
-use cleat::runtime::exec::{self, ExecError, Process, Request, SignalFd, Snapshot, Target};
+use cleat::runtime::exec::{
+    self, ExecError, Process, Request, SignalFd, Snapshot, StagedSnapshot, Target,
+};
 use cleat::runtime::launch::Security;
 use cleat::runtime::process::ProcessPlan;
 use cleat::runtime::pty;
@@ -110,14 +112,12 @@ pub fn exec(args: ExecArgs) -> CmdResult {
         .with_context(|| format!("opening the main process of {unit}"))?
         .ok_or_else(not_running)?;
     let dir = registry.state.dir(&name);
-    let snapshot = Snapshot::read(&dir)?
-        .filter(|s| s.invocation_id.is_none() || s.invocation_id.as_ref() == Some(&invocation))
-        .ok_or_else(|| {
-            anyhow!(
-                "the settings of {name}'s current run were not recorded (a start by an older cleat, \
-                 or see its journal); restart the container to use exec"
-            )
-        })?;
+    let snapshot = current_snapshot(&dir, &invocation)?.ok_or_else(|| {
+        anyhow!(
+            "the settings of {name}'s current run were not recorded (a start by an older cleat, \
+             or see its journal); restart the container to use exec"
+        )
+    })?;
     let users = target
         .users()
         .with_context(|| format!("reading the user database of {name}"))?;
@@ -191,6 +191,25 @@ pub fn exec(args: ExecArgs) -> CmdResult {
         }
     };
     Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
+}
+
+/// How long exec waits for the snapshot of a run that has just started (see
+/// [`stage_for_exec`]).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+
+/// The snapshot of the run `invocation`. A start records it once the payload runs, a moment
+/// after systemd has the main process: waits for it that long.
+fn current_snapshot(dir: &std::path::Path, invocation: &str) -> anyhow::Result<Option<Snapshot>> {
+    let deadline = Instant::now() + SNAPSHOT_WAIT;
+    loop {
+        let current = Snapshot::read(dir)?.filter(|s| {
+            s.invocation_id.is_none() || s.invocation_id.as_deref() == Some(invocation)
+        });
+        if current.is_some() || Instant::now() >= deadline {
+            return Ok(current);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `--env-file` files in order, then `-e` flags, in `run`'s formats.
@@ -749,16 +768,22 @@ fn keep_terminal(master: OwnedFd) {
     }
 }
 
-/// Records what `cleat exec` will need of the container `internal start` is about to launch
-/// (see [`Snapshot`]). A failure costs only exec, with a warning in the journal.
-pub(super) fn record_for_exec(
+/// Records what `cleat exec` needs of the container `internal start` is about to launch (see
+/// [`Snapshot`]), for [`publish_for_exec`] to put in place once the payload runs, and removes
+/// an earlier run's record. Not before: until the payload's exec, the container's first
+/// process runs the host's cleat binary, and `cleat exec` must not put a process of the
+/// container beside it (one could open its /proc/PID/exe); without the record of the current
+/// run, exec waits. Written now, put in place later with a rename, so that little is added
+/// after the payload started. A failure costs only exec, with a warning in the journal.
+pub(super) fn stage_for_exec(
     registry: &Registry,
     name: &Name,
     spec: &Spec,
     process: &ProcessPlan,
     security: &Security,
-) {
+) -> Option<StagedSnapshot> {
     let dir = registry.state.dir(name);
+    Snapshot::remove(&dir);
     let snapshot = Snapshot::new(
         process,
         security,
@@ -771,11 +796,24 @@ pub(super) fn record_for_exec(
             .filter(|s| !s.is_empty()),
         rustix::process::getrlimit,
     );
-    if let Err(e) = snapshot.write(&dir) {
-        Snapshot::remove(&dir);
-        diag::warning(format_args!(
-            "{name}: recording its settings for `cleat exec` in {}: {e}",
-            dir.display()
-        ));
+    snapshot
+        .stage(&dir)
+        .map_err(|e| warn_unrecorded(name, &dir, &e))
+        .ok()
+}
+
+/// Puts the record of [`stage_for_exec`] in place, once the container's payload runs.
+pub(super) fn publish_for_exec(staged: Option<StagedSnapshot>, registry: &Registry, name: &Name) {
+    if let Some(staged) = staged {
+        if let Err(e) = staged.publish() {
+            warn_unrecorded(name, &registry.state.dir(name), &e);
+        }
     }
+}
+
+fn warn_unrecorded(name: &Name, dir: &std::path::Path, e: &io::Error) {
+    diag::warning(format_args!(
+        "{name}: recording its settings for `cleat exec` in {}: {e}",
+        dir.display()
+    ));
 }

@@ -436,7 +436,8 @@ fn start_attached(
             .as_ref()
             .map(|[(_, out), (_, err)]| [out.as_fd(), err.as_fd()]),
     };
-    super::exec::record_for_exec(registry, name, spec, &process, &security);
+    // What `cleat exec` needs, put in place only once the payload runs (see there).
+    let for_exec = super::exec::stage_for_exec(registry, name, spec, &process, &security);
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
     if let Err(e) = cleat::rootfs::volumes::mark_filled(&rootfs.mounts, &VolumeStore::system()) {
@@ -449,6 +450,7 @@ fn start_attached(
         Outcome::HandedOver {
             pidfd, terminal, ..
         } => {
+            super::exec::publish_for_exec(for_exec, registry, name);
             // The container's terminal, held here until the container has ended.
             let console = match (terminal, listener) {
                 (Some(master), Some(listener)) => {

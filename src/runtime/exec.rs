@@ -134,20 +134,27 @@ impl Snapshot {
 
     /// Writes it as `dir/exec.json`, atomically (a temporary file, private to root, renamed).
     pub fn write(&self, dir: &Path) -> io::Result<()> {
+        self.stage(dir)?.publish()
+    }
+
+    /// Writes it under a temporary name in `dir` (private to root), for
+    /// [`StagedSnapshot::publish`] to put in place later with a mere rename. Dropped
+    /// unpublished, the file goes.
+    pub fn stage(&self, dir: &Path) -> io::Result<StagedSnapshot> {
         let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         let tmp = dir.join(format!(".{SNAPSHOT_FILE}.{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        let written = std::fs::OpenOptions::new()
+        let staged = StagedSnapshot {
+            tmp,
+            path: dir.join(SNAPSHOT_FILE),
+        };
+        std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(&json))
-            .and_then(|()| std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE)));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+            .open(&staged.tmp)
+            .and_then(|mut f| f.write_all(&json))?;
+        Ok(staged)
     }
 
     /// Reads `dir/exec.json`; `Ok(None)` if there is none.
@@ -215,6 +222,28 @@ impl Snapshot {
             seccomp,
             limits,
         })
+    }
+}
+
+/// A snapshot written under a temporary name (see [`Snapshot::stage`]).
+#[derive(Debug)]
+pub struct StagedSnapshot {
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl StagedSnapshot {
+    /// Puts it in place (`dir/exec.json`), atomically.
+    pub fn publish(self) -> io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)
+        // On failure, dropping it removes the temporary file.
+    }
+}
+
+impl Drop for StagedSnapshot {
+    fn drop(&mut self) {
+        // Nothing left once published (renamed away).
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
