@@ -3,11 +3,14 @@
 //!
 //! What such a process needs to know about its container (environment, working directory,
 //! identity, capabilities, seccomp setting, no_new_privs, resource limits) is a [`Snapshot`]
-//! that `cleat internal start` writes into the container's state directory as it starts it.
-//! exec reads that, never the definition, which may have been edited since.
+//! that `cleat internal start` writes into the container's state directory once the
+//! container's payload runs (not before: until its exec, the first process runs cleat's
+//! binary, and nothing of the container may be beside it). exec reads that, never the
+//! definition, which may have been edited since.
 //!
-//! How the process gets in ([`spawn`], then [`Helper::go`]): cleat, a child subreaper, forks a
-//! helper that marks itself non-dumpable and waits until cleat has asked systemd to move it
+//! How the process gets in ([`spawn`], then [`Helper::go`]): cleat (running from a sealed
+//! copy of its binary, see [`crate::sealed`]), a child subreaper, forks a helper that marks
+//! itself non-dumpable, takes the process's standard descriptors, and waits until cleat has asked systemd to move it
 //! into the unit's control group. The helper then joins the namespaces of the container's main
 //! process through a pidfd (`setns`), takes its root (the main process's `/proc/PID/root`,
 //! opened on the host side beforehand, as `nsenter -r` does), and forks the process itself:
