@@ -6,9 +6,10 @@
 //! Without `-t` the process gets cleat's output and error, and cleat's input with `-i` (else
 //! `/dev/null`), except any of them that is a terminal: cleat's terminal never goes into the
 //! container; the process gets a pipe instead, which cleat copies to or from (see
-//! `PlainStdio`). cleat waits for it, passes signals on and exits with its status. With `-t` it gets a pseudo-terminal from the container's own devpts, and cleat
-//! relays between it and the user's terminal (in raw mode, with `-i`), passes on window size
-//! changes, and lets the user detach with the detach keys.
+//! `PlainStdio`). cleat waits for it, passes signals on and exits with its status. With `-t`
+//! it gets a pseudo-terminal from the container's own devpts, and cleat relays between it and
+//! the user's terminal (in raw mode, with `-i`), passes on window size changes, and lets the
+//! user detach with the detach keys.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -443,7 +444,9 @@ fn relay_plain(process: &Process, signals: &SignalFd, relay: PipeRelay) -> anyho
             }
         }
         for o in readable {
-            if !drain(&mut output[o], targets[o], &mut buf) {
+            // A share at a time: a process that writes without end does not keep cleat from
+            // signals, input and its exit.
+            if !drain(&mut output[o], targets[o], &mut buf, SHARE) {
                 output[o] = None;
             }
         }
@@ -468,8 +471,10 @@ fn relay_plain(process: &Process, signals: &SignalFd, relay: PipeRelay) -> anyho
             input = None;
         }
         if exited {
+            // What it wrote before it exited fits in the pipe; a process left behind that
+            // writes on does not keep cleat.
             for (o, target) in targets.iter().enumerate() {
-                drain(&mut output[o], *target, &mut buf);
+                drain(&mut output[o], *target, &mut buf, LAST_OUTPUT);
             }
             return process.wait().context("waiting for the process");
         }
@@ -482,16 +487,26 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies what the (non-blocking) pipe holds now to `to`; `false` once it has no writer left.
-fn drain(from: &mut Option<OwnedFd>, to: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+/// How much output cleat copies from one stream before it looks at the others.
+const SHARE: usize = 256 << 10;
+
+/// At most how much output cleat copies once the process has exited: more than a pipe holds
+/// (64 KiB by default, 1 MiB at most unless an administrator raised fs.pipe-max-size).
+const LAST_OUTPUT: usize = 1 << 20;
+
+/// Copies what the (non-blocking) pipe holds now to `to`, up to about `limit` bytes; `false`
+/// once it has no writer left.
+fn drain(from: &mut Option<OwnedFd>, to: BorrowedFd<'_>, buf: &mut [u8], limit: usize) -> bool {
     let Some(fd) = from else {
         return false;
     };
-    loop {
+    let mut copied = 0usize;
+    while copied < limit {
         match rustix::io::read(&*fd, &mut *buf) {
             Ok(0) => return false,
             // Our own output may be gone; the process's is read all the same.
             Ok(n) => {
+                copied = copied.saturating_add(n);
                 let _ = write_all(to, &buf[..n]);
             }
             Err(rustix::io::Errno::INTR) => {}
@@ -499,6 +514,7 @@ fn drain(from: &mut Option<OwnedFd>, to: BorrowedFd<'_>, buf: &mut [u8]) -> bool
             Err(_) => return false,
         }
     }
+    true
 }
 
 /// Writes all of `bytes` to `fd`, waiting while it is full (a terminal someone made

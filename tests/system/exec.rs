@@ -743,6 +743,14 @@ fn exec_output_input_and_status_with_a_terminal_on_the_client_side() {
     // process's.
     t.send_bytes(b"\x04");
     assert_eq!(t.wait(wait), 0, "{}", t.transcript());
+
+    // A process that writes without end keeps cleat busy copying, not deaf: Ctrl-C reaches
+    // it (SIGINT, passed on), and cleat ends with it.
+    let argv = [CLEAT, "exec", &c.name, "yes"];
+    let mut t = Term::spawn_command(host().command(&argv), 24, 80);
+    t.expect("y\r\ny\r\ny", wait);
+    t.send_bytes(b"\x03");
+    assert_eq!(t.wait(wait), 130);
 }
 
 // ---------------------------------------------------------------------------------------------
