@@ -13,6 +13,7 @@ pub mod image;
 pub mod network;
 pub mod rootfs;
 pub mod runtime;
+pub mod sealed;
 pub mod spec;
 pub mod state;
 pub mod sys;

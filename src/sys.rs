@@ -88,6 +88,45 @@ pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> io::Error {
     io::Error::last_os_error()
 }
 
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: executes the file open at `fd` (which may
+/// be close-on-exec, as a memfd of [`crate::sealed`] is: the kernel holds the file). Returns
+/// only on failure.
+pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: `fd` is a valid descriptor for the call; the path is a NUL-terminated empty
+    // string (with AT_EMPTY_PATH, `fd` itself is executed); both pointer arrays hold pointers
+    // into NUL-terminated strings borrowed for the duration of the call, ending with a null
+    // pointer, as execveat requires.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// Removes a variable from this process's environment, if the process has a single thread
+/// (another could be reading the environment meanwhile, which is why `remove_var` is unsafe):
+/// for the first thing `main` does. `false` if it could not.
+pub fn remove_env_single_threaded(key: &str) -> bool {
+    if !matches!(thread_count(), Ok(1)) {
+        return false;
+    }
+    // SAFETY: no other thread exists (checked above) to read or write the environment
+    // concurrently.
+    unsafe { std::env::remove_var(key) };
+    true
+}
+
 /// Marks every file descriptor from `first` up close-on-exec (`close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC`, Linux 5.11+), so that nothing cleat holds leaks into the container.
 pub fn cloexec_from(first: u32) -> io::Result<()> {

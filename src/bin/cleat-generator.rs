@@ -11,7 +11,7 @@ use cleat::unit::generator;
 /// Where the template unit is: next to this generator's own directory
 /// (`$PREFIX/lib/systemd/system-generators/` → `$PREFIX/lib/systemd/system/`).
 fn template_path() -> PathBuf {
-    let beside = std::env::current_exe()
+    let beside = cleat::sealed::own_path()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.join("system/container@.service")));
     match beside {

@@ -3,11 +3,13 @@
 //! restrictions (those recorded when it started), inside its unit's control group (so systemd
 //! accounts for the process and stops it with the container).
 //!
-//! Without `-t` the process writes straight to cleat's output and error, and reads cleat's
-//! input with `-i` (else `/dev/null`); cleat waits for it, passes signals on and exits with
-//! its status. With `-t` it gets a pseudo-terminal from the container's own devpts, and cleat
-//! relays between it and the user's terminal (in raw mode, with `-i`), passes on window size
-//! changes, and lets the user detach with the detach keys.
+//! Without `-t` the process gets cleat's output and error, and cleat's input with `-i` (else
+//! `/dev/null`), except any of them that is a terminal: cleat's terminal never goes into the
+//! container; the process gets a pipe instead, which cleat copies to or from (see
+//! `PlainStdio`). cleat waits for it, passes signals on and exits with its status. With `-t`
+//! it gets a pseudo-terminal from the container's own devpts, and cleat relays between it and
+//! the user's terminal (in raw mode, with `-i`), passes on window size changes, and lets the
+//! user detach with the detach keys.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -20,7 +22,9 @@ use clap::Args;
 use rustix::event::{PollFd, PollFlags};
 
 use cleat::containers::Registry;
-use cleat::runtime::exec::{self, ExecError, Process, Request, SignalFd, Snapshot, Target};
+use cleat::runtime::exec::{
+    self, ExecError, Process, Request, SignalFd, Snapshot, StagedSnapshot, Target,
+};
 use cleat::runtime::launch::Security;
 use cleat::runtime::process::ProcessPlan;
 use cleat::runtime::pty;
@@ -81,6 +85,9 @@ const FORWARDED: &[i32] = &[
 const EXIT_CANNOT_START: u8 = cleat::runtime::EXIT_CANNOT_INVOKE;
 
 pub fn exec(args: ExecArgs) -> CmdResult {
+    // The process runs cleat's code inside the container until its exec: from a sealed copy
+    // of cleat, never from the host's binary (see `cleat::sealed`).
+    cleat::sealed::reexec_sealed().context("running from a sealed copy of cleat")?;
     let name = super::name(&args.container)?;
     let detach_keys = terminal::parse_detach_keys(
         args.detach_keys
@@ -106,14 +113,12 @@ pub fn exec(args: ExecArgs) -> CmdResult {
         .with_context(|| format!("opening the main process of {unit}"))?
         .ok_or_else(not_running)?;
     let dir = registry.state.dir(&name);
-    let snapshot = Snapshot::read(&dir)?
-        .filter(|s| s.invocation_id.is_none() || s.invocation_id.as_ref() == Some(&invocation))
-        .ok_or_else(|| {
-            anyhow!(
-                "the settings of {name}'s current run were not recorded (a start by an older cleat, \
-                 or see its journal); restart the container to use exec"
-            )
-        })?;
+    let snapshot = current_snapshot(&dir, &invocation)?.ok_or_else(|| {
+        anyhow!(
+            "the settings of {name}'s current run were not recorded (a start by an older cleat, \
+             or see its journal); restart the container to use exec"
+        )
+    })?;
     let users = target
         .users()
         .with_context(|| format!("reading the user database of {name}"))?;
@@ -138,17 +143,14 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     } else {
         None
     };
-    let null = if args.interactive || args.tty {
-        None
-    } else {
-        Some(std::fs::File::open("/dev/null").context("opening /dev/null")?)
+    let plain = match pty {
+        Some(_) => None,
+        None => Some(PlainStdio::new(args.interactive).context("setting up input and output")?),
     };
-    let stdio = match (&pty, &null) {
+    let stdio = match (&pty, &plain) {
         (Some(pty), _) => exec::Stdio::Terminal(pty.slave.as_fd()),
-        (None, Some(null)) => exec::Stdio::Inherit {
-            stdin: Some(null.as_fd()),
-        },
-        (None, None) => exec::Stdio::Inherit { stdin: None },
+        (None, Some(plain)) => plain.stdio(),
+        (None, None) => unreachable!("a terminal or plain descriptors"),
     };
     let mut forwarded = FORWARDED.to_vec();
     forwarded.push(libc::SIGWINCH);
@@ -157,9 +159,9 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     let signals = SignalFd::block(&forwarded).context("taking signals")?;
     let helper = exec::spawn(&target, &plan, stdio).context("starting the helper process")?;
     // The process has its own copy of the terminal: when it (and whatever it starts) is gone,
-    // the master reads end-of-file.
+    // the master reads end-of-file. Likewise for the pipes.
     let master = pty.map(|p| p.master);
-    drop(null);
+    let relay = plain.map(PlainStdio::into_relay);
 
     if let Err(e) = attach(&unit, pid, helper.pid()) {
         helper.abandon();
@@ -170,9 +172,11 @@ pub fn exec(args: ExecArgs) -> CmdResult {
         .map_err(|e: ExecError| Failure::with_code(e.exit_code(), e))?;
     drop(target);
 
-    let code = match master {
-        None => relay_signals(&process, &signals)?,
-        Some(master) => {
+    let code = match (master, relay) {
+        (None, Some(relay)) if relay.is_empty() => relay_signals(&process, &signals)?,
+        (None, Some(relay)) => relay_plain(&process, &signals, relay)?,
+        (None, None) => relay_signals(&process, &signals)?,
+        (Some(master), _) => {
             let input = args
                 .interactive
                 .then(|| (stdin.as_fd(), DetachScanner::new(detach_keys.clone())));
@@ -188,6 +192,25 @@ pub fn exec(args: ExecArgs) -> CmdResult {
         }
     };
     Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
+}
+
+/// How long exec waits for the snapshot of a run that has just started (see
+/// [`stage_for_exec`]).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+
+/// The snapshot of the run `invocation`. A start records it once the payload runs, a moment
+/// after systemd has the main process: waits for it that long.
+fn current_snapshot(dir: &std::path::Path, invocation: &str) -> anyhow::Result<Option<Snapshot>> {
+    let deadline = Instant::now() + SNAPSHOT_WAIT;
+    loop {
+        let current = Snapshot::read(dir)?.filter(|s| {
+            s.invocation_id.is_none() || s.invocation_id.as_deref() == Some(invocation)
+        });
+        if current.is_some() || Instant::now() >= deadline {
+            return Ok(current);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `--env-file` files in order, then `-e` flags, in `run`'s formats.
@@ -282,6 +305,252 @@ fn relay_signals(process: &Process, signals: &SignalFd) -> anyhow::Result<i32> {
             return process.wait().context("waiting for the process");
         }
     }
+}
+
+/// Without -t: the process's standard input, output and error. cleat's own, except where one
+/// is a terminal: that one never goes into the container (a process left behind there would
+/// keep it, and could read what the user types at the shell later on). The process gets a
+/// pipe of cleat's instead, and cleat copies. Files, pipes and sockets go as they are, so
+/// `cleat exec x cat <big | cmp` copies nothing.
+struct PlainStdio {
+    /// What the process gets as 0, 1 and 2.
+    theirs: [OwnedFd; 3],
+    relay: PipeRelay,
+}
+
+/// cleat's ends of the pipes that stand in for its terminal.
+struct PipeRelay {
+    /// With -i, when standard input is a terminal: where what is read from it goes.
+    input: Option<OwnedFd>,
+    /// Where the process's output and error come from, when ours are a terminal.
+    output: [Option<OwnedFd>; 2],
+}
+
+impl PlainStdio {
+    fn new(interactive: bool) -> io::Result<PlainStdio> {
+        let copy = |fd: BorrowedFd<'_>| -> io::Result<OwnedFd> {
+            Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
+        };
+        let pipe = || -> io::Result<(OwnedFd, OwnedFd)> {
+            Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+        };
+        let (stdin, input) = if !interactive {
+            (std::fs::File::open("/dev/null")?.into(), None)
+        } else if rustix::termios::isatty(io::stdin()) {
+            let (read, write) = pipe()?;
+            (read, Some(write))
+        } else {
+            (copy(io::stdin().as_fd())?, None)
+        };
+        let mut output = [None, None];
+        let give = |fd: BorrowedFd<'_>, ours: &mut Option<OwnedFd>| {
+            if rustix::termios::isatty(fd) {
+                let (read, write) = pipe()?;
+                *ours = Some(read);
+                Ok(write)
+            } else {
+                copy(fd)
+            }
+        };
+        let [out, err] = &mut output;
+        let stdout = give(io::stdout().as_fd(), out)?;
+        let stderr = give(io::stderr().as_fd(), err)?;
+        Ok(PlainStdio {
+            theirs: [stdin, stdout, stderr],
+            relay: PipeRelay { input, output },
+        })
+    }
+
+    fn stdio(&self) -> exec::Stdio<'_> {
+        let [stdin, stdout, stderr] = &self.theirs;
+        exec::Stdio::Plain {
+            stdin: stdin.as_fd(),
+            stdout: stdout.as_fd(),
+            stderr: stderr.as_fd(),
+        }
+    }
+
+    /// Once the process has its copies: ours of its ends go (so that its end is the pipes'
+    /// end), and what is left is cleat's.
+    fn into_relay(self) -> PipeRelay {
+        self.relay
+    }
+}
+
+impl PipeRelay {
+    fn is_empty(&self) -> bool {
+        self.input.is_none() && self.output.iter().all(Option::is_none)
+    }
+}
+
+/// Without -t, with pipes for a terminal: passes signals on, copies the user's input into the
+/// process's (up to its end: Ctrl-D) and its output to ours, until the process exits; then
+/// copies what output is there already, without waiting for more (a process it left behind
+/// may hold the pipe for ever), and returns the exit code.
+fn relay_plain(process: &Process, signals: &SignalFd, relay: PipeRelay) -> anyhow::Result<i32> {
+    let PipeRelay {
+        mut input,
+        mut output,
+    } = relay;
+    for fd in input.iter().chain(output.iter().flatten()) {
+        set_nonblocking(fd)?;
+    }
+    let stdin = io::stdin();
+    let (stdout, stderr) = (io::stdout(), io::stderr());
+    let targets = [stdout.as_fd(), stderr.as_fd()];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut input_ended = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut fds = vec![
+            PollFd::new(signals, PollFlags::IN),
+            PollFd::from_borrowed_fd(process.pidfd(), PollFlags::IN),
+        ];
+        fn at<'a>(fds: &mut Vec<PollFd<'a>>, fd: BorrowedFd<'a>, events: PollFlags) -> usize {
+            fds.push(PollFd::from_borrowed_fd(fd, events));
+            fds.len() - 1
+        }
+        // What was typed waits while the process does not take it.
+        let typing = (input.is_some() && !input_ended && pending.is_empty())
+            .then(|| at(&mut fds, stdin.as_fd(), PollFlags::IN));
+        let feeding = input
+            .as_ref()
+            .filter(|_| !pending.is_empty())
+            .map(|fd| at(&mut fds, fd.as_fd(), PollFlags::OUT));
+        let reading: Vec<(usize, usize)> = output
+            .iter()
+            .enumerate()
+            .filter_map(|(i, fd)| Some((i, at(&mut fds, fd.as_ref()?.as_fd(), PollFlags::IN))))
+            .collect();
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(anyhow!("waiting for the process: {e}")),
+        }
+        let ready = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
+        let exited = ready(Some(1));
+        let typed = ready(typing);
+        let writable = ready(feeding);
+        let readable: Vec<usize> = reading
+            .iter()
+            .filter(|(_, i)| ready(Some(*i)))
+            .map(|(o, _)| *o)
+            .collect();
+        drop(fds);
+
+        while let Some(sig) = signals.read()? {
+            if sig != libc::SIGWINCH {
+                let _ = process.signal(sig);
+            }
+        }
+        for o in readable {
+            // A share at a time: a process that writes without end does not keep cleat from
+            // signals, input and its exit.
+            if !drain(&mut output[o], targets[o], &mut buf, SHARE) {
+                output[o] = None;
+            }
+        }
+        if typed {
+            match rustix::io::read(&stdin, &mut buf) {
+                Ok(0) => input_ended = true,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(_) => input_ended = true,
+            }
+        }
+        if (typed || writable) && !pending.is_empty() {
+            if let Some(fd) = &input {
+                if !feed(fd, &mut pending) {
+                    // The process closed its input: what is typed has nowhere to go.
+                    input = None;
+                }
+            }
+        }
+        // At the end of ours, the end of its input (once it has what came before).
+        if input_ended && pending.is_empty() {
+            input = None;
+        }
+        if exited {
+            // What it wrote before it exited fits in the pipe; a process left behind that
+            // writes on does not keep cleat.
+            for (o, target) in targets.iter().enumerate() {
+                drain(&mut output[o], *target, &mut buf, LAST_OUTPUT);
+            }
+            return process.wait().context("waiting for the process");
+        }
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// How much output cleat copies from one stream before it looks at the others.
+const SHARE: usize = 256 << 10;
+
+/// At most how much output cleat copies once the process has exited: more than a pipe holds
+/// (64 KiB by default, 1 MiB at most unless an administrator raised fs.pipe-max-size).
+const LAST_OUTPUT: usize = 1 << 20;
+
+/// Copies what the (non-blocking) pipe holds now to `to`, up to about `limit` bytes; `false`
+/// once it has no writer left.
+fn drain(from: &mut Option<OwnedFd>, to: BorrowedFd<'_>, buf: &mut [u8], limit: usize) -> bool {
+    let Some(fd) = from else {
+        return false;
+    };
+    let mut copied = 0usize;
+    while copied < limit {
+        match rustix::io::read(&*fd, &mut *buf) {
+            Ok(0) => return false,
+            // Our own output may be gone; the process's is read all the same.
+            Ok(n) => {
+                copied = copied.saturating_add(n);
+                let _ = write_all(to, &buf[..n]);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Writes all of `bytes` to `fd`, waiting while it is full (a terminal someone made
+/// non-blocking).
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+                let _ = rustix::event::poll(&mut fds, None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes as much of `pending` to the process's (non-blocking) input as it takes now;
+/// `false` once nothing reads it any more.
+fn feed(fd: &OwnedFd, pending: &mut Vec<u8>) -> bool {
+    while !pending.is_empty() {
+        match rustix::io::write(fd, pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(_) => {
+                pending.clear();
+                return false;
+            }
+        }
+    }
+    true
 }
 
 enum Relayed {
@@ -515,16 +784,22 @@ fn keep_terminal(master: OwnedFd) {
     }
 }
 
-/// Records what `cleat exec` will need of the container `internal start` is about to launch
-/// (see [`Snapshot`]). A failure costs only exec, with a warning in the journal.
-pub(super) fn record_for_exec(
+/// Records what `cleat exec` needs of the container `internal start` is about to launch (see
+/// [`Snapshot`]), for [`publish_for_exec`] to put in place once the payload runs, and removes
+/// an earlier run's record. Not before: until the payload's exec, the container's first
+/// process runs the host's cleat binary, and `cleat exec` must not put a process of the
+/// container beside it (one could open its /proc/PID/exe); without the record of the current
+/// run, exec waits. Written now, put in place later with a rename, so that little is added
+/// after the payload started. A failure costs only exec, with a warning in the journal.
+pub(super) fn stage_for_exec(
     registry: &Registry,
     name: &Name,
     spec: &Spec,
     process: &ProcessPlan,
     security: &Security,
-) {
+) -> Option<StagedSnapshot> {
     let dir = registry.state.dir(name);
+    Snapshot::remove(&dir);
     let snapshot = Snapshot::new(
         process,
         security,
@@ -537,11 +812,24 @@ pub(super) fn record_for_exec(
             .filter(|s| !s.is_empty()),
         rustix::process::getrlimit,
     );
-    if let Err(e) = snapshot.write(&dir) {
-        Snapshot::remove(&dir);
-        diag::warning(format_args!(
-            "{name}: recording its settings for `cleat exec` in {}: {e}",
-            dir.display()
-        ));
+    snapshot
+        .stage(&dir)
+        .map_err(|e| warn_unrecorded(name, &dir, &e))
+        .ok()
+}
+
+/// Puts the record of [`stage_for_exec`] in place, once the container's payload runs.
+pub(super) fn publish_for_exec(staged: Option<StagedSnapshot>, registry: &Registry, name: &Name) {
+    if let Some(staged) = staged {
+        if let Err(e) = staged.publish() {
+            warn_unrecorded(name, &registry.state.dir(name), &e);
+        }
     }
+}
+
+fn warn_unrecorded(name: &Name, dir: &std::path::Path, e: &io::Error) {
+    diag::warning(format_args!(
+        "{name}: recording its settings for `cleat exec` in {}: {e}",
+        dir.display()
+    ));
 }

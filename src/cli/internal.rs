@@ -144,9 +144,17 @@ fn take_over_output(name: &cleat::spec::Name) -> anyhow::Result<Option<CallerOut
 
 fn start(kind: Kind, arg: &str) -> Result<ExitCode, anyhow::Error> {
     let name = name(arg).map_err(|f| f.error)?;
-    let caller_output = take_over_output(&name)?;
     let registry = Registry::system();
-    let container = load(&registry, kind, &name)?;
+    let loaded = load(&registry, kind, &name);
+    // `--init` is cleat's code that stays in the container as its PID 1: it runs from a sealed
+    // copy of cleat, never from the host's binary (see `cleat::sealed`). Before anything that
+    // must not happen twice (the copy starts over); only then, so a start without an init
+    // costs nothing more.
+    if loaded.as_ref().is_ok_and(|c| c.spec.init == Some(true)) {
+        cleat::sealed::reexec_sealed().context("running the init from a sealed copy of cleat")?;
+    }
+    let caller_output = take_over_output(&name)?;
+    let container = loaded?;
     let spec = &container.spec;
     if kind == Kind::Declared {
         warn_if_reload_needed(spec);
@@ -424,7 +432,8 @@ fn start_attached(
             .as_ref()
             .map(|[(_, out), (_, err)]| [out.as_fd(), err.as_fd()]),
     };
-    super::exec::record_for_exec(registry, name, spec, &process, &security);
+    // What `cleat exec` needs, put in place only once the payload runs (see there).
+    let for_exec = super::exec::stage_for_exec(registry, name, spec, &process, &security);
     let outcome = launch::launch(&l)?;
     // The container started: the volumes it filled stay filled.
     if let Err(e) = cleat::rootfs::volumes::mark_filled(&rootfs.mounts, &VolumeStore::system()) {
@@ -437,6 +446,7 @@ fn start_attached(
         Outcome::HandedOver {
             pidfd, terminal, ..
         } => {
+            super::exec::publish_for_exec(for_exec, registry, name);
             // From here this process only passes things on, and ends by itself when the
             // container has: `systemctl kill` (every process of the unit by default) is for
             // the container, not for it.

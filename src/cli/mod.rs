@@ -158,6 +158,8 @@ fn quiet_when_output_is_closed() {
 }
 
 pub fn main() -> ExitCode {
+    // Before anything reads the environment or starts a thread.
+    cleat::sealed::take_marker();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

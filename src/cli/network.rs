@@ -332,7 +332,7 @@ pub fn take_down_later(registry: &Registry, network: &str) {
         return;
     }
     let later = || -> anyhow::Result<bool> {
-        let exe = std::env::current_exe()?;
+        let exe = cleat::sealed::own_path()?;
         let argv = vec![
             exe.to_str()
                 .context("cleat's path is not UTF-8")?

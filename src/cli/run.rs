@@ -158,7 +158,7 @@ fn image_stop_signal(record: &AdhocRecord) -> Option<cleat::spec::Signal> {
 
 /// The absolute path systemd should run for `ExecStart=`: this very binary.
 fn exe() -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("finding cleat's own path")?;
+    let exe = cleat::sealed::own_path().context("finding cleat's own path")?;
     exe.to_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("cleat's path {} is not UTF-8", exe.display()))

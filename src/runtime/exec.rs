@@ -3,11 +3,14 @@
 //!
 //! What such a process needs to know about its container (environment, working directory,
 //! identity, capabilities, seccomp setting, no_new_privs, resource limits) is a [`Snapshot`]
-//! that `cleat internal start` writes into the container's state directory as it starts it.
-//! exec reads that, never the definition, which may have been edited since.
+//! that `cleat internal start` writes into the container's state directory once the
+//! container's payload runs (not before: until its exec, the first process runs cleat's
+//! binary, and nothing of the container may be beside it). exec reads that, never the
+//! definition, which may have been edited since.
 //!
-//! How the process gets in ([`spawn`], then [`Helper::go`]): cleat, a child subreaper, forks a
-//! helper that marks itself non-dumpable and waits until cleat has asked systemd to move it
+//! How the process gets in ([`spawn`], then [`Helper::go`]): cleat (running from a sealed
+//! copy of its binary, see [`crate::sealed`]), a child subreaper, forks a helper that marks
+//! itself non-dumpable, takes the process's standard descriptors, and waits until cleat has asked systemd to move it
 //! into the unit's control group. The helper then joins the namespaces of the container's main
 //! process through a pidfd (`setns`), takes its root (the main process's `/proc/PID/root`,
 //! opened on the host side beforehand, as `nsenter -r` does), and forks the process itself:
@@ -134,20 +137,27 @@ impl Snapshot {
 
     /// Writes it as `dir/exec.json`, atomically (a temporary file, private to root, renamed).
     pub fn write(&self, dir: &Path) -> io::Result<()> {
+        self.stage(dir)?.publish()
+    }
+
+    /// Writes it under a temporary name in `dir` (private to root), for
+    /// [`StagedSnapshot::publish`] to put in place later with a mere rename. Dropped
+    /// unpublished, the file goes.
+    pub fn stage(&self, dir: &Path) -> io::Result<StagedSnapshot> {
         let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         let tmp = dir.join(format!(".{SNAPSHOT_FILE}.{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        let written = std::fs::OpenOptions::new()
+        let staged = StagedSnapshot {
+            tmp,
+            path: dir.join(SNAPSHOT_FILE),
+        };
+        std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(&json))
-            .and_then(|()| std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE)));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+            .open(&staged.tmp)
+            .and_then(|mut f| f.write_all(&json))?;
+        Ok(staged)
     }
 
     /// Reads `dir/exec.json`; `Ok(None)` if there is none.
@@ -215,6 +225,28 @@ impl Snapshot {
             seccomp,
             limits,
         })
+    }
+}
+
+/// A snapshot written under a temporary name (see [`Snapshot::stage`]).
+#[derive(Debug)]
+pub struct StagedSnapshot {
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl StagedSnapshot {
+    /// Puts it in place (`dir/exec.json`), atomically.
+    pub fn publish(self) -> io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)
+        // On failure, dropping it removes the temporary file.
+    }
+}
+
+impl Drop for StagedSnapshot {
+    fn drop(&mut self) {
+        // Nothing left once published (renamed away).
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -437,11 +469,45 @@ impl Target {
 /// The process's standard input, output and error.
 #[derive(Debug, Clone, Copy)]
 pub enum Stdio<'a> {
-    /// cleat's own output and error; its input too, or this descriptor instead (`/dev/null`
-    /// without `-i`).
-    Inherit { stdin: Option<BorrowedFd<'a>> },
-    /// The slave side of a pseudo-terminal, as the process's controlling terminal.
+    /// These three descriptors, as they are. Never a terminal of the caller's: a process left
+    /// behind in the container would keep it, and read what is typed at it later (the caller
+    /// gives pipes instead, and copies).
+    Plain {
+        stdin: BorrowedFd<'a>,
+        stdout: BorrowedFd<'a>,
+        stderr: BorrowedFd<'a>,
+    },
+    /// The slave side of a pseudo-terminal of the container's, as the process's controlling
+    /// terminal.
     Terminal(BorrowedFd<'a>),
+}
+
+impl Stdio<'_> {
+    fn fds(&self) -> [BorrowedFd<'_>; 3] {
+        match *self {
+            Stdio::Plain {
+                stdin,
+                stdout,
+                stderr,
+            } => [stdin, stdout, stderr],
+            Stdio::Terminal(slave) => [slave, slave, slave],
+        }
+    }
+}
+
+/// Makes `fds` this process's standard input, output and error, whatever their numbers (any
+/// of them may be 0, 1 or 2 already).
+fn redirect(fds: [BorrowedFd<'_>; 3]) -> io::Result<()> {
+    // Out of the way of 0 to 2 first (new descriptors, close-on-exec), then into place (which
+    // clears close-on-exec).
+    let high = fds
+        .iter()
+        .map(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3))
+        .collect::<Result<Vec<_>, _>>()?;
+    rustix::stdio::dup2_stdin(&high[0])?;
+    rustix::stdio::dup2_stdout(&high[1])?;
+    rustix::stdio::dup2_stderr(&high[2])?;
+    Ok(())
 }
 
 /// Why the process did not start.
@@ -742,6 +808,11 @@ fn helper(sock: OwnedFd, target: &Target, p: &Prepared<'_>, stdio: Stdio<'_>) ->
         // cleat gave up (or went away): do not enter.
         _ => sys::exit_now(i32::from(EXIT_CANNOT_INVOKE)),
     }
+    // Before the fork: the process never holds cleat's own standard descriptors (the
+    // caller's terminal, maybe), not even for the moment before its exec.
+    if let Err(e) = redirect(stdio.fds()) {
+        failed(format!("redirecting input and output: {e}"));
+    }
     if let Err(e) = enter(target) {
         failed(e);
     }
@@ -792,13 +863,9 @@ fn process(sock: OwnedFd, p: &Prepared<'_>, stdio: Stdio<'_>) -> ! {
                 );
             }
         }
-        Stdio::Inherit { stdin } => {
+        // Its descriptors are in place already (see `helper`).
+        Stdio::Plain { .. } => {
             let _ = rustix::process::setsid();
-            if let Some(fd) = stdin {
-                if let Err(e) = rustix::stdio::dup2_stdin(fd) {
-                    failed(EXIT_CANNOT_INVOKE, format!("redirecting input: {e}"));
-                }
-            }
         }
     }
     rustix::process::umask(Mode::from_raw_mode(0o022));

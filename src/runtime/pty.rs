@@ -26,22 +26,25 @@ pub struct Pty {
 /// Allocates a pseudo-terminal from the devpts instance mounted at `dev/pts` under `root` (a
 /// directory that stands for a container's `/`, such as `/proc/PID/root` or `/` itself inside
 /// the container). The path is resolved inside `root`, so a container that made `/dev/pts` a
-/// link cannot send cleat elsewhere, and the result must be a devpts multiplexer.
+/// link cannot send cleat elsewhere. What it names is looked at before anything is opened
+/// (an `O_PATH` descriptor opens nothing: no device's open runs, a FIFO does not block): it
+/// must be the multiplexer, the character device 5:2, on a devpts file system; only then is
+/// it opened, read-write, through that descriptor.
 pub fn open_in(root: BorrowedFd<'_>) -> io::Result<Pty> {
-    let master = rustix::fs::openat2(
+    let at = rustix::fs::openat2(
         root,
         "dev/pts/ptmx",
-        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS,
     )?;
-    let fs = rustix::fs::fstatfs(&master)?;
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
-    if fs.f_type as i64 != DEVPTS_SUPER_MAGIC {
-        return Err(io::Error::other(
-            "dev/pts/ptmx is not on a devpts file system",
-        ));
-    }
+    check_multiplexer(at.as_fd())?;
+    let master = rustix::fs::open(
+        crate::rootfs::resolve::fd_path(at.as_fd()).as_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    drop(at);
     rustix::pty::unlockpt(&master)?;
     let mut index: libc::c_uint = 0;
     // SAFETY: TIOCGPTN writes one unsigned int through the pointer, which points at `index`.
@@ -57,6 +60,31 @@ pub fn open_in(root: BorrowedFd<'_>) -> io::Result<Pty> {
         slave,
         index,
     })
+}
+
+/// `PTMX_MAJOR`:`PTMX_MINOR`, the device number of a devpts multiplexer (`/dev/pts/ptmx`).
+const PTMX: (u32, u32) = (5, 2);
+
+/// Checks that `fd` (possibly an `O_PATH` descriptor) is a devpts multiplexer: the character
+/// device 5:2 on a devpts file system.
+fn check_multiplexer(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let fs = rustix::fs::fstatfs(fd)?;
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    if fs.f_type as i64 != DEVPTS_SUPER_MAGIC {
+        return Err(io::Error::other(
+            "dev/pts/ptmx is not on a devpts file system",
+        ));
+    }
+    let st = rustix::fs::fstat(fd)?;
+    let device =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
+    let number = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    if !device || number != PTMX {
+        return Err(io::Error::other(
+            "dev/pts/ptmx is not the pseudo-terminal multiplexer (character device 5:2)",
+        ));
+    }
+    Ok(())
 }
 
 /// Makes `slave` the calling process's controlling terminal and its standard input, output
@@ -116,5 +144,23 @@ mod tests {
         let n = rustix::io::read(&pty.master, &mut buf).unwrap();
         // The line discipline turns the newline into CR LF.
         assert_eq!(&buf[..n], b"hi\r\n");
+    }
+
+    #[test]
+    fn only_the_multiplexer_of_a_devpts_passes() {
+        let open = |path: &str| {
+            rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap()
+        };
+        // A character device, but not on devpts; a directory; a regular file.
+        for path in ["/dev/null", "/dev", "/proc/self/status"] {
+            assert!(check_multiplexer(open(path).as_fd()).is_err(), "{path}");
+        }
+        // On devpts, but not the multiplexer: the slave side of a terminal.
+        let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        if let Ok(pty) = open_in(root.as_fd()) {
+            assert!(check_multiplexer(pty.slave.as_fd()).is_err());
+            let ptmx = open("/dev/pts/ptmx");
+            check_multiplexer(ptmx.as_fd()).unwrap();
+        }
     }
 }

@@ -3,12 +3,16 @@
 //! stdio, `-i`, and a real pseudo-terminal with `-t`; and the refusals.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::host::{
-    CLEAT, Case, GRACEFUL, Output, expect_active, expect_stopped, host, main_pid, wait_until,
+    CLEAT, Case, GRACEFUL, Output, PROBE, expect_active, expect_journal, expect_stopped, host,
+    main_pid, probe_binary, wait_until,
 };
+use crate::inside::{assert_sealed_copy, installed_cleat, watch_reports};
 use crate::pty::Term;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -607,6 +611,200 @@ fn exec_detach_keys_leave_the_process_running() {
         wait_until(10 * SECOND, || count() == 0),
         "a cleat process stayed after the container stopped"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The caller's terminal, without -t
+
+/// The descriptors in `dir` (a /proc/PID/fd directory, as this test process sees it) that
+/// are open on the terminal `tty` (see `Term::slave_id`).
+fn on_terminal(dir: &Path, tty: (u64, u64)) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            // Followed: the file the descriptor is open on.
+            std::fs::metadata(e.path())
+                .is_ok_and(|m| m.file_type().is_char_device() && (m.dev(), m.rdev()) == tty)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The unit's processes that hold a descriptor on the terminal `tty`: `PID: fds (cmdline)`.
+fn unit_on_terminal(unit: &str, tty: (u64, u64)) -> Vec<String> {
+    cgroup_procs(unit)
+        .into_iter()
+        .filter_map(|p| {
+            let fds = on_terminal(&host().path(&format!("/proc/{p}/fd")), tty);
+            (!fds.is_empty()).then(|| {
+                let cmdline = host().exec(&["cat", &format!("/proc/{p}/cmdline")]).stdout;
+                format!("{p}: fds {fds:?} ({})", cmdline.replace('\0', " "))
+            })
+        })
+        .collect()
+}
+
+/// What a security review reproduced: a process that `cleat exec` (no -t) leaves behind in
+/// the container kept the administrator's terminal, and read what was typed at the host's
+/// shell afterwards. cleat now gives the process pipes of its own where its input or output is
+/// a terminal.
+#[test]
+fn exec_never_hands_the_callers_terminal_to_the_container() {
+    let c = Case::new("exec-tty-keep");
+    let unit = c.adhoc_unit();
+    running(&c, &[]);
+    let leave_behind = "(sleep 1; head -c 8 <&3 >/tmp/stolen; touch /tmp/tried; sleep 30) \
+                        3>&1 >/dev/null 2>&1 &";
+    // The administrator's shell runs cleat exec, then waits on the same terminal.
+    let argv = [
+        "sh",
+        "-c",
+        "\"$@\"; echo exec-status=$?; sleep 5",
+        "sh",
+        CLEAT,
+        "exec",
+        &c.name,
+        "sh",
+        "-c",
+        leave_behind,
+    ];
+    let mut t = Term::spawn_command(host().command(&argv), 24, 80);
+    let tty = t.slave_id();
+    // The check finds a process that does hold the terminal: nsenter, running that shell.
+    let own = on_terminal(Path::new(&format!("/proc/{}/fd", t.pid())), tty);
+    assert_eq!(own, ["0", "1", "2"], "the check does not see the terminal");
+    t.expect("exec-status=0", 10 * SECOND);
+    // Typed at the host's shell after cleat exec returned.
+    t.send("stolen!!\r");
+    let tried = wait_until(10 * SECOND, || {
+        exec(&[&c.name, "test", "-e", "/tmp/tried"]).code == Some(0)
+    });
+    assert!(tried, "the process left behind never got to read");
+    // It runs on (its `sleep 30`), and holds nothing of the terminal.
+    let holders = unit_on_terminal(&unit, tty);
+    assert!(
+        holders.is_empty(),
+        "processes of the container hold the caller's terminal: {holders:?}"
+    );
+    let stolen = exec(&[&c.name, "cat", "/tmp/stolen"]);
+    stolen.ok();
+    assert_eq!(stolen.stdout, "", "what was typed reached the container");
+    assert_eq!(t.wait(10 * SECOND), 0, "{}", t.transcript());
+}
+
+/// On a terminal, without -t: the output (both streams), the exit status, and with -i the
+/// keys typed, line by line, and the end of input (Ctrl-D), all through cleat.
+#[test]
+fn exec_output_input_and_status_with_a_terminal_on_the_client_side() {
+    let c = Case::new("exec-tty-client");
+    let unit = c.adhoc_unit();
+    let main = running(&c, &[]);
+    let argv = [
+        CLEAT,
+        "exec",
+        &c.name,
+        "sh",
+        "-c",
+        "echo out-1; echo err-1 >&2; tty; exit 5",
+    ];
+    let mut t = Term::spawn_command(host().command(&argv), 24, 80);
+    assert_eq!(t.wait(10 * SECOND), 5, "{}", t.transcript());
+    let shown = t.transcript();
+    for needle in ["out-1", "err-1", "not a tty"] {
+        assert!(shown.contains(needle), "{needle:?} not shown:\n{shown}");
+    }
+
+    let argv = [
+        CLEAT,
+        "exec",
+        "-i",
+        &c.name,
+        "sh",
+        "-c",
+        "read line; echo got:$line; tty; exec cat",
+    ];
+    let mut t = Term::spawn_command(host().command(&argv), 24, 80);
+    let tty = t.slave_id();
+    let wait = 10 * SECOND;
+    t.send("typed\r");
+    t.expect("got:typed", wait);
+    t.expect("not a tty", wait);
+    expect_others(&unit, main, &["cat"]);
+    let holders = unit_on_terminal(&unit, tty);
+    assert!(holders.is_empty(), "{holders:?}");
+    t.send("more\r");
+    // The terminal's echo, then cat's copy.
+    t.expect("more", wait);
+    t.expect("more", wait);
+    // Ctrl-D at the start of a line: the end of cleat's input, passed on as the end of the
+    // process's.
+    t.send_bytes(b"\x04");
+    assert_eq!(t.wait(wait), 0, "{}", t.transcript());
+
+    // A process that writes without end keeps cleat busy copying, not deaf: Ctrl-C reaches
+    // it (SIGINT, passed on), and cleat ends with it.
+    let argv = [CLEAT, "exec", &c.name, "yes"];
+    let mut t = Term::spawn_command(host().command(&argv), 24, 80);
+    t.expect("y\r\ny\r\ny", wait);
+    t.send_bytes(b"\x03");
+    assert_eq!(t.wait(wait), 130);
+}
+
+// ---------------------------------------------------------------------------------------------
+// cleat's binary, out of a tracer's reach
+
+/// The variable with which cleat's sealed copy learns where the original binary is.
+pub const SEALED_MARKER: &str = "_CLEAT_SEALED_FROM";
+
+/// A container with CAP_SYS_PTRACE may open /proc/PID/exe of any of its processes, non-dumpable
+/// or not. A process of `cleat exec` runs cleat's code inside the container between its fork
+/// and its exec: it must run from a sealed copy, so that a watcher catching it (and holding it
+/// stopped) gets no handle on the host's binary, and nothing it can write.
+#[test]
+fn exec_gives_a_tracer_in_the_container_no_handle_on_cleats_binary() {
+    let c = Case::new("exec-exe");
+    let unit = c.adhoc_unit();
+    let _ = probe_binary();
+    c.run(
+        &["-d", "--cap-add", "SYS_PTRACE"],
+        &[PROBE, "watch-exe", "60000", "1000"],
+    )
+    .ok();
+    expect_journal(&unit, "\"watch\":\"ready\"");
+    let installed = installed_cleat();
+    // The copy learns the original's path from a variable that nothing it starts ever sees
+    // (not even through `-e NAME`, which takes the value from cleat's environment).
+    let out = exec(&["-e", SEALED_MARKER, &c.name, "env"]);
+    out.ok();
+    assert!(!out.stdout.contains(SEALED_MARKER), "{out}");
+    let caught = |reports: &[serde_json::Value]| {
+        reports
+            .iter()
+            .find(|r| r["watch"] == "exe" && r["foreign"] == true)
+            .cloned()
+    };
+    let mut report = None;
+    // The watcher may miss a process (it runs for a moment only): until it catches one.
+    for _ in 0..30 {
+        let before = watch_reports(&unit).len();
+        exec(&[&c.name, "true"]).ok();
+        // Its line: a catch (once the watcher has tried again after the process ended), a miss.
+        wait_until(10 * SECOND, || watch_reports(&unit).len() > before);
+        report = caught(&watch_reports(&unit));
+        if report.is_some() {
+            break;
+        }
+    }
+    let Some(r) = report else {
+        panic!(
+            "the watcher never caught a process of cleat exec before its exec:\n{}",
+            host().journal(&unit)
+        )
+    };
+    assert_sealed_copy(&r, installed);
 }
 
 // ---------------------------------------------------------------------------------------------

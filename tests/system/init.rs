@@ -226,3 +226,43 @@ fn the_init_binary_is_out_of_the_containers_reach() {
     assert!(!out.stdout.contains("EXE-OPENED"), "{out}");
     assert!(!out.stdout.contains("ENVIRON-READ"), "{out}");
 }
+
+/// With CAP_SYS_PTRACE a container may open /proc/1/exe of a non-dumpable init; the init must
+/// then run from a sealed copy of cleat: no handle on the host's binary (which could be
+/// passed out, or reopened for writing once no cleat runs), nothing writable.
+#[test]
+fn init_gives_a_tracer_in_the_container_no_handle_on_cleats_binary() {
+    let c = Case::new("init-exe-ptrace");
+    let unit = c.adhoc_unit();
+    let _ = crate::host::probe_binary();
+    // The probe, as the payload, reports on PID 1 at once (and then would watch new
+    // processes: it is stopped before that matters).
+    c.run(
+        &["-d", "--init", "--cap-add", "SYS_PTRACE"],
+        &[crate::host::PROBE, "watch-exe", "1000", "1"],
+    )
+    .ok();
+    expect_journal(&unit, "\"watch\":\"ready\"");
+    let reports = crate::inside::watch_reports(&unit);
+    let pid1 = reports
+        .iter()
+        .find(|r| r["at"] == "pid1")
+        .unwrap_or_else(|| panic!("no report on PID 1: {reports:?}"));
+    crate::inside::assert_sealed_copy(pid1, crate::inside::installed_cleat());
+
+    // The variable that tells the copy where the original is never reaches the container.
+    let n = c.another("init-exe-env");
+    let out = host().cleat(&[
+        "run",
+        "--rm",
+        "--init",
+        "--name",
+        &n,
+        "--rootfs",
+        c.rootfs(),
+        "env",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("PATH="), "{out}");
+    assert!(!out.stdout.contains(crate::exec::SEALED_MARKER), "{out}");
+}

@@ -498,3 +498,49 @@ pub fn assert_no_trace(name: &str) {
         "{name} listed by ps -a"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// probe watch-exe: cleat's binary, seen from a container with CAP_SYS_PTRACE
+
+/// `(st_dev, st_ino)` of the installed cleat, in the test host.
+pub fn installed_cleat() -> (u64, u64) {
+    let out = host().exec(&["stat", "-L", "-c", "%d %i", crate::host::CLEAT]);
+    out.ok();
+    let mut it = out
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().expect("a number"));
+    (it.next().expect("st_dev"), it.next().expect("st_ino"))
+}
+
+/// The lines of `probe watch-exe` in the unit's journal (which outlives the unit).
+pub fn watch_reports(unit: &str) -> Vec<Value> {
+    host()
+        .journal(unit)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("watch").is_some())
+        .collect()
+}
+
+/// Asserts that the report of `probe watch-exe` on a process caught running cleat's code
+/// inside the container shows a sealed copy of cleat, never the host's binary, and that the
+/// container could not write to what it holds.
+#[track_caller]
+pub fn assert_sealed_copy(r: &Value, installed: (u64, u64)) {
+    assert_eq!(
+        r["foreign"], true,
+        "not caught running cleat's code (the container's own file): {r}"
+    );
+    assert_ne!(
+        (r["dev"].as_u64(), r["ino"].as_u64()),
+        (Some(installed.0), Some(installed.1)),
+        "the container holds the host's cleat binary: {r}"
+    );
+    assert_eq!(r["all_seals"], true, "not a sealed copy: {r}");
+    assert_eq!(r["direct"]["writable"], false, "{r}");
+    assert_eq!(r["reopen"]["writable"], false, "{r}");
+    assert_eq!(r["writable"], false, "{r}");
+}

@@ -23,6 +23,8 @@ pub struct Term {
     seen: Vec<u8>,
     /// How much of `seen` earlier `expect`s consumed.
     mark: usize,
+    /// The slave side's (file system device, device number).
+    slave_id: (u64, u64),
 }
 
 fn winsize(rows: u16, cols: u16) -> Winsize {
@@ -54,6 +56,8 @@ impl Term {
             Mode::empty(),
         )
         .expect("opening the terminal's slave side");
+        let st = rustix::fs::fstat(&slave).expect("fstat of the terminal's slave side");
+        let slave_id = (st.st_dev, st.st_rdev);
         let (i, o, e) = (
             slave.try_clone().expect("dup"),
             slave.try_clone().expect("dup"),
@@ -82,7 +86,15 @@ impl Term {
             child,
             seen: Vec::new(),
             mark: 0,
+            slave_id,
         }
+    }
+
+    /// The terminal's slave side as `(st_dev, st_rdev)`: which devpts instance, which device.
+    /// Device numbers alone repeat from one devpts instance to another (a container's own
+    /// `/dev/pts/0` is 136:0 as the host's is).
+    pub fn slave_id(&self) -> (u64, u64) {
+        self.slave_id
     }
 
     /// The PID of the command started (the `nsenter` that runs it in the test host).

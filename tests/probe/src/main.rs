@@ -13,11 +13,14 @@
 //!     probe orphan [MS]           makes an orphan that exits after 50 ms, waits until it
 //!                                 is reaped or has stayed a zombie for 300 ms (at most MS
 //!                                 ms, 500 by default), and reports what became of it
+//!     probe watch-exe MS [COUNT]  what a process with CAP_SYS_PTRACE gets of the binary of
+//!                                 PID 1 and of new processes (see watch.rs)
 
 mod attempt;
 mod facts;
 mod json;
 mod sys;
+mod watch;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -26,8 +29,7 @@ use std::time::Duration;
 
 use json::Json;
 
-const USAGE: &str =
-    "usage: probe facts | probe try ACTION [ARG]... | probe procs | probe orphan [MS] | probe udp-echo PORT";
+const USAGE: &str = "usage: probe facts | probe try ACTION [ARG]... | probe procs | probe orphan [MS] | probe udp-echo PORT | probe watch-exe MS [COUNT]";
 
 fn print(j: &Json) {
     let mut out = io::stdout().lock();
@@ -68,6 +70,13 @@ fn run(args: &[String]) -> i32 {
             print(&orphan(ms));
             0
         }
+        Some("watch-exe") => match args.get(1).and_then(|a| a.parse::<u64>().ok()) {
+            Some(ms) => watch::watch(ms, args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1)),
+            None => {
+                print(&Json::obj().set("error", USAGE));
+                2
+            }
+        },
         Some("udp-echo") => match args.get(1).and_then(|a| a.parse::<u16>().ok()) {
             Some(port) => udp_echo(port),
             None => {
@@ -95,7 +104,11 @@ fn udp_echo(port: u16) -> i32 {
     let mut buf = [0u8; 2048];
     loop {
         if let Ok((n, peer)) = socket.recv_from(&mut buf) {
-            let answer = format!("{} {}", peer.ip(), String::from_utf8_lossy(&buf[..n]).trim());
+            let answer = format!(
+                "{} {}",
+                peer.ip(),
+                String::from_utf8_lossy(&buf[..n]).trim()
+            );
             let _ = socket.send_to(answer.as_bytes(), peer);
         }
     }
@@ -222,7 +235,9 @@ fn orphan(ms: u64) -> Json {
         let is_zombie = matches!(state.get("state"), Some(Json::Str(s)) if s == "Z");
         if !is_zombie {
             zombie_since = None;
-        } else if zombie_since.get_or_insert_with(std::time::Instant::now).elapsed()
+        } else if zombie_since
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed()
             >= Duration::from_millis(ZOMBIE_FOR_MS)
         {
             break;

@@ -50,6 +50,7 @@ pub fn errno_name(n: i32) -> &'static str {
         libc::ENFILE => "ENFILE",
         libc::EMFILE => "EMFILE",
         libc::ENOTTY => "ENOTTY",
+        libc::ETXTBSY => "ETXTBSY",
         libc::EFBIG => "EFBIG",
         libc::ENOSPC => "ENOSPC",
         libc::ESPIPE => "ESPIPE",
