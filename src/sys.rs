@@ -296,6 +296,26 @@ pub fn interface_up(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits for a child of ours and returns its exit code (128 + the signal's number if a signal
+/// ended it, as a shell reports it).
+pub fn wait_exit_code(pid: rustix::process::Pid) -> io::Result<i32> {
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                if let Some(code) = status.exit_status() {
+                    return Ok(code);
+                }
+                if let Some(sig) = status.terminating_signal() {
+                    return Ok(128 + sig);
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `fork(2)` through libc (so its atfork handlers run). Returns [`Forked::Child`] in the child.
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: the callers are single-threaded (the container's first process), so the child is

@@ -14,7 +14,7 @@ use cleat::rootfs::layers::read_in_layers;
 use cleat::rootfs::resolve;
 use cleat::runtime::launch;
 use cleat::runtime::process::{self, ProcessPlan};
-use cleat::runtime::user::{self, UserDb};
+use cleat::runtime::user::UserDb;
 use cleat::spec::{Source, Spec};
 
 use super::diag;
@@ -192,15 +192,8 @@ fn user_db(root: &Path) -> anyhow::Result<UserDb> {
 const USER_DB_LIMIT: u64 = 16 << 20;
 
 fn user_db_with(read: impl Fn(&str) -> std::io::Result<Option<Vec<u8>>>) -> anyhow::Result<UserDb> {
-    let text = |path: &str| -> anyhow::Result<String> {
-        let bytes = read(path).with_context(|| format!("reading {path} in the container"))?;
-        Ok(bytes
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default())
-    };
-    Ok(UserDb {
-        passwd: user::parse_passwd(&text("/etc/passwd")?),
-        groups: user::parse_group(&text("/etc/group")?),
+    UserDb::read_with(read).map_err(|(path, e)| {
+        anyhow::Error::new(e).context(format!("reading {path} in the container"))
     })
 }
 

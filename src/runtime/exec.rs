@@ -449,17 +449,8 @@ impl Target {
     /// missing).
     pub fn users(&self) -> io::Result<UserDb> {
         const LIMIT: u64 = 16 << 20;
-        let text = |path: &str| -> io::Result<String> {
-            let bytes = crate::rootfs::resolve::read_file(self.root(), path, LIMIT)
-                .map_err(|e| io::Error::new(e.kind(), format!("reading {path}: {e}")))?;
-            Ok(bytes
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default())
-        };
-        Ok(UserDb {
-            passwd: user::parse_passwd(&text("/etc/passwd")?),
-            groups: user::parse_group(&text("/etc/group")?),
-        })
+        UserDb::read_with(|path| crate::rootfs::resolve::read_file(self.root(), path, LIMIT))
+            .map_err(|(path, e)| io::Error::new(e.kind(), format!("reading {path}: {e}")))
     }
 }
 
@@ -741,21 +732,7 @@ fn kill_and_reap(pid: i32) {
 /// it, as a shell reports it).
 fn wait(pid: i32) -> io::Result<i32> {
     let process = Pid::from_raw(pid).ok_or_else(|| io::Error::other("bad PID"))?;
-    loop {
-        match rustix::process::waitpid(Some(process), rustix::process::WaitOptions::empty()) {
-            Ok(Some((_, status))) => {
-                if let Some(code) = status.exit_status() {
-                    return Ok(code);
-                }
-                if let Some(sig) = status.terminating_signal() {
-                    return Ok(128 + sig);
-                }
-            }
-            Ok(None) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    sys::wait_exit_code(process)
 }
 
 /// The process, running the command in the container: cleat's child.

@@ -219,21 +219,7 @@ fn parent(
 /// Waits for our own child (the unsupervised case) and turns its status into an exit code.
 fn wait(pid: i32) -> Result<i32, LaunchError> {
     let pid = rustix::process::Pid::from_raw(pid).ok_or(LaunchError::ChildDied)?;
-    loop {
-        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
-            Ok(Some((_, status))) => {
-                if let Some(code) = status.exit_status() {
-                    return Ok(code);
-                }
-                if let Some(sig) = status.terminating_signal() {
-                    return Ok(128 + sig);
-                }
-            }
-            Ok(None) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(LaunchError::Wait(e.into())),
-        }
-    }
+    sys::wait_exit_code(pid).map_err(LaunchError::Wait)
 }
 
 /// After a failure, collect the child if it is ours (unsupervised). Under systemd it is

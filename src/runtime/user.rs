@@ -48,6 +48,25 @@ pub enum UserError {
     Syntax(String),
 }
 
+impl UserDb {
+    /// The database from a container's /etc/passwd and /etc/group as `read` gets them (`None`:
+    /// the file is missing, and its list is empty). A failed read is returned with its path.
+    pub fn read_with<E>(
+        read: impl Fn(&str) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<UserDb, (&'static str, E)> {
+        let text = |path: &'static str| -> Result<String, (&'static str, E)> {
+            let bytes = read(path).map_err(|e| (path, e))?;
+            Ok(bytes
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default())
+        };
+        Ok(UserDb {
+            passwd: parse_passwd(&text("/etc/passwd")?),
+            groups: parse_group(&text("/etc/group")?),
+        })
+    }
+}
+
 /// `--group-add`: supplementary groups by number, or by name from the container's /etc/group.
 pub fn extra_groups(names: &[String], db: &UserDb) -> Result<Vec<u32>, UserError> {
     names
