@@ -413,7 +413,8 @@ fn start_attached(
     };
     // `cleat run -it` connects before the unit starts: its socket is the unit's stdin.
     let stdin = std::io::stdin();
-    let first_client = (tty && is_socket(stdin.as_fd())).then(|| stdin.as_fd());
+    let first_client =
+        (tty && cleat::runtime::console::is_socket(stdin.as_fd())).then(|| stdin.as_fd());
     let connect =
         attachment.map(|a| move |pid: i32| attach::connect(a, pid).map_err(|e| e.to_string()));
     let l = Launch {
@@ -543,12 +544,6 @@ fn console_listener(dir: &Path) -> anyhow::Result<std::os::unix::net::UnixListen
     }
     std::os::unix::net::UnixListener::bind(&path)
         .with_context(|| format!("making the terminal's socket {}", path.display()))
-}
-
-fn is_socket(fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    rustix::fs::fstat(fd).is_ok_and(|st| {
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
-    })
 }
 
 /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into its state

@@ -548,7 +548,8 @@ fn write_all_waiting(
     Ok(())
 }
 
-fn is_socket(fd: BorrowedFd<'_>) -> bool {
+/// Whether `fd` is a socket (`cleat run -it`'s connection, given as a unit's stdin, is one).
+pub fn is_socket(fd: BorrowedFd<'_>) -> bool {
     rustix::fs::fstat(fd).is_ok_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
     })
